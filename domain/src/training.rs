@@ -6,7 +6,6 @@ use crate::meta::{Meta, Tag};
 use crate::status::TrainingStatus;
 use crate::storage_path::StoragePath;
 use crate::validate::{self, Validated, ValidationError};
-use crate::workload::Placement;
 
 /// At most this many hyperparameters (guide: "파라미터는 최대 100개").
 pub const HYPERPARAMETERS_MAX: usize = 100;
@@ -182,7 +181,8 @@ pub struct Training {
     /// resources, the failure reason after a failure.
     pub status_reason: String,
     pub history: Vec<StatusChange>,
-    pub placement: Option<Placement>,
+    /// The schedulable unit that runs this training (same id as the training).
+    pub workload_id: String,
     pub started_at_ms: Option<u64>,
     pub ended_at_ms: Option<u64>,
 }

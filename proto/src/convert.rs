@@ -212,7 +212,8 @@ pub fn training_spec_to_wire(s: &d::TrainingSpec) -> v1::TrainingSpec {
     }
 }
 
-pub fn training_to_wire(t: &d::Training, now_ms: u64) -> v1::Training {
+/// `placement` is the training's workload placement, if it has one.
+pub fn training_to_wire(t: &d::Training, placement: Option<&d::Placement>, now_ms: u64) -> v1::Training {
     v1::Training {
         id: t.meta.id.clone(),
         project: t.meta.project.clone(),
@@ -220,9 +221,8 @@ pub fn training_to_wire(t: &d::Training, now_ms: u64) -> v1::Training {
         experiment_id: t.experiment_id.clone(),
         status: t.status.as_str().into(),
         status_reason: t.status_reason.clone(),
-        assignments: t
-            .placement
-            .iter()
+        assignments: placement
+            .into_iter()
             .flat_map(|p| p.assignments.iter().enumerate())
             .map(|(rank, a)| v1::Assignment { rank: rank as u32, node_id: a.node_id.clone(), gpu_uuids: a.gpu_uuids.clone() })
             .collect(),

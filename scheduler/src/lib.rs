@@ -1,1 +1,23 @@
-//! placeholder
+//! The Gantry scheduler: a Raft-replicated control plane.
+//!
+//! ```text
+//!  gantryctl / agents ──gRPC──▶ api ──propose──▶ raft ──commit──▶ state::apply
+//!                                 ◀──read (ReadIndex)──────────── State
+//!  controller (leader only): State ──plan──▶ commands ──propose──▶ raft
+//! ```
+//!
+//! | module | role |
+//! | --- | --- |
+//! | `state` | the pure replicated state machine |
+//! | `raft` | ready loop, durable log, peer transport |
+//! | `api` | gRPC services, auth, status mapping |
+//! | `controller` | leader-side reconcilers (placement) |
+//! | `config`, `bootstrap`, `server` | process wiring |
+
+pub mod api;
+pub mod bootstrap;
+pub mod config;
+pub mod controller;
+pub mod raft;
+pub mod server;
+pub mod state;

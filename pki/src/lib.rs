@@ -1,0 +1,34 @@
+//! Certificates and TLS configuration for every Gantry process.
+//!
+//! Schedulers, agents and the CLI talk gRPC over TLS; schedulers and agents
+//! authenticate each other with client certificates from one CA and name the
+//! peer by the certificate's CommonName.
+//!
+//! ```text
+//!  ensure_dev_pki / issue_leaf ──▶ PEM files ──▶ TlsFiles (config)
+//!                                                  │
+//!                      server_tls / client_tls ◀───┘
+//!                               │
+//!                   tonic Server / Channel ──▶ peer_common_name(&request)
+//! ```
+//!
+//! Call [`install_crypto_provider`] first thing in every `main` and test.
+
+mod ca;
+mod dev_pki;
+mod error;
+mod files;
+mod inspect;
+mod leaf;
+mod peer;
+mod pem_file;
+mod provider;
+mod tonic_tls;
+
+pub use dev_pki::ensure_dev_pki;
+pub use error::Error;
+pub use files::TlsFiles;
+pub use leaf::issue_leaf;
+pub use peer::peer_common_name;
+pub use provider::install_crypto_provider;
+pub use tonic_tls::{client_tls, client_tls_ca_only, server_tls};

@@ -1,0 +1,51 @@
+//! Crash-safe storage for one Raft node: its log, hard state, membership and latest
+//! snapshot, in a single [redb] file, behind `raft::Storage`.
+//!
+//! ```text
+//!   ready loop ── persist(LogWrite) ────────┐   save_snapshot(index, conf, data)
+//!                                           ▼            │
+//!                      plan (checked against the mirror) ◄┘
+//!                                           │
+//!                      one redb write transaction, fsync (Durability::Immediate)
+//!                                           │
+//!                      apply the plan to the in-memory mirror
+//!                                           │
+//!   RawNode ── raft::Storage (entries, term, first/last index, snapshot) ── reads mirror
+//! ```
+//!
+//! Raft's hot path reads only memory; a write becomes visible only after it is durable.
+//! [`LogWrite::merge`] combines the writes of consecutive `Ready`s into one transaction.
+//!
+//! # Semantics
+//!
+//! - The log holds the entries after the latest snapshot: `first_index` is always the
+//!   snapshot index + 1, so the term of the entry before the first one is the snapshot's.
+//!   Compaction happens only through [`RaftLog::save_snapshot`], so a follower that needs a
+//!   compacted entry can always be sent the latest snapshot.
+//! - The application's applied index is not stored on its own: after a restart the
+//!   application restores [`RaftLog::latest_snapshot`] and raft replays the committed
+//!   entries after it (pass the snapshot index as `Config::applied`, or leave it 0).
+//!
+//! # Layout on disk
+//!
+//! | table      | key (type)            | value                                         |
+//! |------------|-----------------------|-----------------------------------------------|
+//! | `entries`  | index (`u64`)         | `eraftpb::Entry`, protobuf; only indexes after the snapshot |
+//! | `meta`     | `"hard_state"`        | `eraftpb::HardState`, protobuf                |
+//! | `meta`     | `"conf_state"`        | `eraftpb::ConfState`, protobuf, as of the snapshot; its presence marks an initialised store |
+//! | `meta`     | `"snapshot_meta"`     | `eraftpb::SnapshotMetadata`, protobuf (absent: index 0) |
+//! | `snapshot` | `"data"`              | the latest snapshot's application bytes, as given |
+//!
+//! Every change is one write transaction, so a crash leaves either all of it or none.
+//! Values that do not decode are reported as [`Error::Corrupt`], never a panic.
+
+mod error;
+mod log;
+mod mirror;
+mod storage;
+mod tables;
+mod write;
+
+pub use error::Error;
+pub use log::RaftLog;
+pub use write::LogWrite;

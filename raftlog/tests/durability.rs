@@ -1,0 +1,106 @@
+//! What a store held before it was dropped is what it holds after reopening.
+
+mod common;
+
+use common::{TempLog, append, conf_state, entries, entry, hard_state, observe, snapshot};
+use gantry_raftlog::LogWrite;
+use raft::Storage;
+
+#[test]
+fn fresh_store_reopens_with_its_initial_voters() {
+    let store = TempLog::new(&[1, 2, 3]);
+    let before = observe(&store.log);
+    // The voters given on reopen are ignored: the file already has its membership.
+    let store = store.reopen();
+    assert_eq!(observe(&store.log), before);
+    assert_eq!(store.log.conf_state(), conf_state(&[1, 2, 3]));
+}
+
+#[test]
+fn entries_and_hard_state_survive_reopen() {
+    let store = TempLog::new(&[1]);
+    store
+        .log
+        .persist(&LogWrite {
+            entries: entries(1, 5, 1),
+            hard_state: Some(hard_state(1, 1, 2)),
+            snapshot: None,
+        })
+        .expect("persist");
+    store
+        .log
+        .persist(&LogWrite {
+            entries: vec![entry(4, 2), entry(5, 2), entry(6, 2)],
+            hard_state: Some(hard_state(2, 1, 4)),
+            snapshot: None,
+        })
+        .expect("persist conflicting suffix");
+    let before = observe(&store.log);
+
+    let store = store.reopen();
+    assert_eq!(observe(&store.log), before);
+    assert_eq!(store.log.term(3), Ok(1));
+    assert_eq!(store.log.term(4), Ok(2));
+    assert_eq!(store.log.last_index(), 6);
+}
+
+#[test]
+fn saved_snapshot_and_compaction_survive_reopen() {
+    let store = TempLog::new(&[1]);
+    store.log.persist(&append(entries(1, 8, 3))).expect("persist");
+    store
+        .log
+        .save_snapshot(5, conf_state(&[1, 2]), b"state at 5".to_vec())
+        .expect("save snapshot");
+    let before = observe(&store.log);
+
+    let store = store.reopen();
+    assert_eq!(observe(&store.log), before);
+    assert_eq!(store.log.latest_snapshot(), snapshot(5, 3, &[1, 2], b"state at 5"));
+    assert_eq!(store.log.first_index(), Ok(6));
+    assert_eq!(store.log.term(5), Ok(3));
+    assert_eq!(store.log.conf_state(), conf_state(&[1, 2]));
+}
+
+#[test]
+fn received_snapshot_survives_reopen() {
+    let store = TempLog::new(&[]);
+    assert!(!store.log.initial_state().expect("state").initialized());
+    store
+        .log
+        .persist(&LogWrite {
+            entries: vec![entry(11, 4)],
+            hard_state: None,
+            snapshot: Some(snapshot(10, 4, &[1, 2, 3], b"leader state")),
+        })
+        .expect("persist snapshot");
+    let before = observe(&store.log);
+
+    let store = store.reopen();
+    assert_eq!(observe(&store.log), before);
+    assert_eq!(store.log.hard_state(), hard_state(4, 0, 10));
+    assert_eq!(store.log.snapshot_index(), 10);
+    assert_eq!(store.log.last_index(), 11);
+}
+
+#[test]
+fn rejected_write_leaves_the_file_unchanged() {
+    let store = TempLog::new(&[1]);
+    store.log.persist(&append(entries(1, 3, 1))).expect("persist");
+    let before = observe(&store.log);
+    store
+        .log
+        .persist(&append(vec![entry(7, 1)]))
+        .expect_err("hole");
+
+    let store = store.reopen();
+    assert_eq!(observe(&store.log), before);
+}
+
+#[test]
+fn clones_share_one_store() {
+    let store = TempLog::new(&[1]);
+    let clone = store.log.clone();
+    clone.persist(&append(entries(1, 2, 1))).expect("persist");
+    assert_eq!(store.log.last_index(), 2);
+}

@@ -1,0 +1,22 @@
+//! The gRPC admin API (and the agent-facing registration service).
+//!
+//! Every handler: authenticate the bearer token → authorize the project → validate the
+//! request into domain types (InvalidArgument names the field) → for writes, replicate
+//! a command and map its outcome; for reads, pass the ReadIndex barrier (unless the
+//! caller asked for a stale read) and copy out of the local state.
+
+pub mod auth;
+mod catalog;
+mod cluster;
+mod context;
+mod experiment;
+mod node;
+pub mod status;
+mod training;
+
+pub use catalog::CatalogApi;
+pub use cluster::ClusterApi;
+pub use context::{now_ms, ApiContext};
+pub use experiment::ExperimentApi;
+pub use node::{AgentApi, NodeApi};
+pub use training::TrainingApi;

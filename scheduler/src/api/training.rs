@@ -1,0 +1,98 @@
+//! TrainingService.
+
+use gantry_proto::convert;
+use gantry_proto::v1::training_service_server::TrainingService;
+use gantry_proto::v1::*;
+use tonic::{Request, Response, Status};
+
+use super::catalog::unexpected;
+use super::context::{new_id, now_ms, ApiContext};
+use super::status;
+use crate::state::{Applied, CommandV1, State};
+
+pub struct TrainingApi(pub ApiContext);
+
+fn to_wire(state: &State, t: &gantry_domain::Training) -> Training {
+    let placement = state.workloads.get(&t.workload_id).and_then(|w| w.placement.as_ref());
+    convert::training_to_wire(t, placement, now_ms())
+}
+
+fn applied_training(applied: Applied) -> Result<Response<Training>, Status> {
+    match applied {
+        Applied::Training { training, placement } => {
+            Ok(Response::new(convert::training_to_wire(&training, placement.as_ref(), now_ms())))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+#[tonic::async_trait]
+impl TrainingService for TrainingApi {
+    #[tracing::instrument(skip_all, fields(project = %req.get_ref().project))]
+    async fn create_training(&self, req: Request<CreateTrainingRequest>) -> Result<Response<Training>, Status> {
+        self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
+        let req = req.into_inner();
+        let wire = req.spec.ok_or_else(|| Status::invalid_argument("spec: is required"))?;
+        let spec = convert::training_spec_from_wire(&wire).map_err(status::invalid)?;
+        let cmd = CommandV1::CreateTraining {
+            project: req.project,
+            id: new_id("trn"),
+            experiment_id: new_id("exp"),
+            request_id: req.request_id,
+            spec,
+            now_ms: now_ms(),
+        };
+        applied_training(self.0.write(cmd).await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_training(&self, req: Request<GetTrainingRequest>) -> Result<Response<Training>, Status> {
+        self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
+        self.0.read_barrier(req.get_ref().read.as_ref()).await?;
+        let r = req.get_ref();
+        let state = self.0.raft.state();
+        let t = state
+            .training(&r.project, &r.name)
+            .ok_or_else(|| Status::not_found(format!("training '{}' not found", r.name)))?;
+        Ok(Response::new(to_wire(&state, t)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_trainings(&self, req: Request<ListTrainingsRequest>) -> Result<Response<ListTrainingsResponse>, Status> {
+        self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
+        self.0.read_barrier(req.get_ref().read.as_ref()).await?;
+        let r = req.get_ref();
+        let state = self.0.raft.state();
+        let experiment_id = if r.experiment.is_empty() {
+            None
+        } else {
+            let e = state
+                .experiment(&r.project, &r.experiment)
+                .ok_or_else(|| Status::not_found(format!("experiment '{}' not found", r.experiment)))?;
+            Some(e.meta.id.clone())
+        };
+        let trainings = state
+            .project(&r.project)
+            .into_iter()
+            .flat_map(|p| p.trainings.values())
+            .filter(|t| experiment_id.as_ref().is_none_or(|id| &t.experiment_id == id))
+            .map(|t| to_wire(&state, t))
+            .collect();
+        Ok(Response::new(ListTrainingsResponse { trainings }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn stop_training(&self, req: Request<StopTrainingRequest>) -> Result<Response<Training>, Status> {
+        self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
+        let r = req.into_inner();
+        applied_training(self.0.write(CommandV1::StopTraining { project: r.project, name: r.name, now_ms: now_ms() }).await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_training(&self, req: Request<DeleteTrainingRequest>) -> Result<Response<DeleteTrainingResponse>, Status> {
+        self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
+        let r = req.into_inner();
+        self.0.write(CommandV1::DeleteTraining { project: r.project, name: r.name }).await?;
+        Ok(Response::new(DeleteTrainingResponse {}))
+    }
+}

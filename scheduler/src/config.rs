@@ -1,0 +1,357 @@
+//! `gantry-scheduler` configuration: TOML, unknown keys rejected, `GANTRY_*` environment
+//! overrides, validated once in [`Config::load`].
+//!
+//! With no file at all, the defaults describe the embedded single-node cluster: one
+//! replica on 127.0.0.1, state under `~/.local/share/gantry/scheduler`, generated TLS
+//! certificates and admin token, and a small CPU catalog.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub replica: ReplicaConfig,
+    /// The other replicas of a static cluster (empty: single node).
+    pub peers: Vec<PeerConfig>,
+    pub raft: RaftConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub catalog: CatalogConfig,
+    pub controllers: ControllerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicaConfig {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    /// Admin API and agent-facing API.
+    pub listen_api: SocketAddr,
+    /// Replica-to-replica traffic (mutual TLS).
+    pub listen_peer: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u64,
+    /// URL of the peer's `listen_peer`, e.g. `https://sched-2:7444`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// Election timeout in ticks (randomised between this and twice this).
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// Take a snapshot and compact the log every this many applied entries.
+    pub snapshot_every: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Plain TCP everywhere. For local experiments only; never on a network.
+    pub insecure_dev: bool,
+    /// When all three are empty, a CA and a certificate are generated in
+    /// `{data_dir}/pki` on first start.
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Extra names for the generated certificate (the host's DNS names).
+    pub server_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Agents present this once to join. Generated into `{data_dir}/join-token` if empty.
+    pub join_token: String,
+    pub tokens: Vec<TokenConfig>,
+    /// Generate an admin token into `{data_dir}/admin-token` and a client config for
+    /// `gantryctl` on first start (the embedded default).
+    pub bootstrap_admin: bool,
+    /// Where the bootstrap writes the client config (default `~/.config/gantry/client.toml`).
+    pub client_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub token: String,
+    /// A project name, or `*` for a cluster-wide token.
+    pub project: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Seeded by the first leader when absent from the replicated catalog.
+    pub instance_types: Vec<InstanceType>,
+    pub images: Vec<Image>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControllerConfig {
+    #[serde(with = "humantime_serde")]
+    pub placement_interval: Duration,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            id: 1,
+            data_dir: default_data_dir(),
+            listen_api: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            listen_peer: SocketAddr::from(([127, 0, 0, 1], 7444)),
+        }
+    }
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        // 50 ms ticks, elections after 0.5–1 s of silence, heartbeats every 100 ms:
+        // fail over within a second while tolerating a loaded 2-core machine.
+        RaftConfig { tick: Duration::from_millis(50), election_ticks: 10, heartbeat_ticks: 2, snapshot_every: 10_000 }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { insecure_dev: false, ca_cert: None, cert: None, key: None, server_names: Vec::new() }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { join_token: String::new(), tokens: Vec::new(), bootstrap_admin: true, client_config: None }
+    }
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        let cpu = |name: &str, cpus: u64, mem_gib: u64| InstanceType {
+            name: name.into(),
+            cpu_millis: cpus * 1000,
+            memory_mib: mem_gib * 1024,
+            gpu_count: 0,
+            gpu_model: None,
+        };
+        CatalogConfig {
+            instance_types: vec![cpu("cpu-small", 1, 2), cpu("cpu-medium", 2, 4), cpu("cpu-large", 4, 8)],
+            images: vec![Image {
+                name: "python311".into(),
+                reference: "gantry/python:3.11".into(),
+                core_type: ImageCoreType::Cpu,
+                framework: Framework::Python,
+                framework_version: String::new(),
+                python_version: "3.11".into(),
+            }],
+        }
+    }
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig { placement_interval: Duration::from_millis(200) }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            replica: ReplicaConfig::default(),
+            peers: Vec::new(),
+            raft: RaftConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            catalog: CatalogConfig::default(),
+            controllers: ControllerConfig::default(),
+        }
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".local/share")).join("gantry/scheduler")
+}
+
+pub fn default_client_config() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".config")).join("gantry/client.toml")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("environment variable {var}: {rule}")]
+    Env { var: &'static str, rule: String },
+    #[error("{field}: {rule}")]
+    Invalid { field: String, rule: String },
+}
+
+fn invalid(field: &str, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), rule: rule.into() }
+}
+
+impl Config {
+    /// Reads `path` (or the defaults), applies `GANTRY_*` overrides, validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        fn var(name: &'static str) -> Option<String> {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }
+        fn parse<T: std::str::FromStr>(name: &'static str, v: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env { var: name, rule: e.to_string() })
+        }
+        if let Some(v) = var("GANTRY_REPLICA_ID") {
+            self.replica.id = parse("GANTRY_REPLICA_ID", v)?;
+        }
+        if let Some(v) = var("GANTRY_DATA_DIR") {
+            self.replica.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("GANTRY_LISTEN_API") {
+            self.replica.listen_api = parse("GANTRY_LISTEN_API", v)?;
+        }
+        if let Some(v) = var("GANTRY_LISTEN_PEER") {
+            self.replica.listen_peer = parse("GANTRY_LISTEN_PEER", v)?;
+        }
+        if let Some(v) = var("GANTRY_INSECURE_DEV") {
+            self.tls.insecure_dev = parse("GANTRY_INSECURE_DEV", v)?;
+        }
+        if let Some(v) = var("GANTRY_JOIN_TOKEN") {
+            self.auth.join_token = v;
+        }
+        if let Some(v) = var("GANTRY_CLIENT_CONFIG") {
+            self.auth.client_config = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.replica.id == 0 {
+            return Err(invalid("replica.id", "must be greater than 0"));
+        }
+        let mut ids = std::collections::BTreeSet::from([self.replica.id]);
+        for (i, p) in self.peers.iter().enumerate() {
+            if !ids.insert(p.id) {
+                return Err(invalid(&format!("peers[{i}].id"), format!("duplicate replica id {}", p.id)));
+            }
+            let scheme_ok = if self.tls.insecure_dev { p.url.starts_with("http://") } else { p.url.starts_with("https://") };
+            if !scheme_ok {
+                return Err(invalid(
+                    &format!("peers[{i}].url"),
+                    if self.tls.insecure_dev { "must start with http:// (tls.insecure_dev is set)" } else { "must start with https://" },
+                ));
+            }
+        }
+        if self.raft.tick.is_zero() {
+            return Err(invalid("raft.tick", "must be greater than 0"));
+        }
+        if self.raft.heartbeat_ticks == 0 || self.raft.election_ticks <= self.raft.heartbeat_ticks {
+            return Err(invalid("raft.election_ticks", "must be greater than raft.heartbeat_ticks (> 0)"));
+        }
+        if self.raft.snapshot_every == 0 {
+            return Err(invalid("raft.snapshot_every", "must be greater than 0"));
+        }
+        let given = [&self.tls.ca_cert, &self.tls.cert, &self.tls.key].iter().filter(|p| p.is_some()).count();
+        if given != 0 && given != 3 {
+            return Err(invalid("tls", "set all of ca_cert, cert and key, or none to generate them"));
+        }
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            if t.token.len() < 16 {
+                return Err(invalid(&format!("auth.tokens[{i}].token"), "must be at least 16 characters"));
+            }
+            if t.project != "*" {
+                gantry_domain::validate::name(&format!("auth.tokens[{i}].project"), &t.project)
+                    .map_err(|e| invalid(&e.field, e.rule))?;
+            }
+        }
+        for (i, it) in self.catalog.instance_types.iter().enumerate() {
+            it.validate().map_err(|e| invalid(&format!("catalog.instance_types[{i}].{}", e.field), e.rule))?;
+        }
+        for (i, img) in self.catalog.images.iter().enumerate() {
+            img.validate().map_err(|e| invalid(&format!("catalog.images[{i}].{}", e.field), e.rule))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_unknown_keys_are_rejected() {
+        Config::default().validate().unwrap();
+        let err = toml::from_str::<Config>("[replica]\nid = 1\nbogus = 2\n").unwrap_err();
+        assert!(err.to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn a_three_replica_config_parses() {
+        let text = r#"
+            [replica]
+            id = 2
+            data_dir = "/tmp/x"
+            listen_api = "0.0.0.0:7443"
+            listen_peer = "0.0.0.0:7444"
+            [[peers]]
+            id = 1
+            url = "https://s1:7444"
+            [[peers]]
+            id = 3
+            url = "https://s3:7444"
+            [raft]
+            tick = "100ms"
+            [[auth.tokens]]
+            name = "team-a"
+            token = "0123456789abcdef0123"
+            project = "team-a"
+        "#;
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.raft.tick, Duration::from_millis(100));
+        assert_eq!(c.peers.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let mut c = Config::default();
+        c.peers.push(PeerConfig { id: 1, url: "https://x:1".into() });
+        assert!(c.validate().unwrap_err().to_string().starts_with("peers[0].id"));
+        let mut c = Config::default();
+        c.peers.push(PeerConfig { id: 2, url: "http://x:1".into() });
+        assert!(c.validate().unwrap_err().to_string().starts_with("peers[0].url"));
+    }
+}

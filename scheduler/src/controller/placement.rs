@@ -1,0 +1,182 @@
+//! The placement controller: pending workloads → `Place` commands, and explicit pending
+//! reasons for what does not fit.
+
+use std::time::Duration;
+
+use gantry_placement::{Problem, solve};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::now_ms;
+use crate::raft::RaftHandle;
+use crate::state::{Command, CommandV1, State};
+
+/// Pure: what placement wants to change, given the replicated state.
+pub fn plan(state: &State, now_ms: u64) -> Vec<CommandV1> {
+    let mut pending: Vec<_> = state.workloads.iter().filter(|(_, w)| w.placement.is_none()).collect();
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    pending.sort_by_key(|(id, w)| (w.created_index, id.as_str()));
+    let problem = Problem {
+        nodes: state.node_snapshots(),
+        pending: pending.iter().map(|(_, w)| w.demand.clone()).collect(),
+    };
+    let solution = solve(&problem);
+    let mut commands: Vec<CommandV1> = solution
+        .placed
+        .into_iter()
+        .map(|(workload_id, placement)| CommandV1::Place { workload_id, placement, now_ms })
+        .collect();
+    let reasons: Vec<(String, String)> = solution
+        .unplaced
+        .into_iter()
+        .map(|(id, why)| (id, why.to_string()))
+        .filter(|(id, why)| state.workloads.get(id).is_some_and(|w| &w.pending_reason != why))
+        .collect();
+    if !reasons.is_empty() {
+        commands.push(CommandV1::SetPendingReasons { reasons, now_ms });
+    }
+    commands
+}
+
+/// Re-plans whenever the state changes (and at least every `interval`), on the leader.
+pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken) {
+    let mut last_seen = 0;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let applied = raft.applied_index();
+        if !raft.is_leader() || applied == last_seen {
+            continue;
+        }
+        last_seen = applied;
+        let commands = plan(&raft.state(), now_ms());
+        let proposals = commands.into_iter().map(|c| {
+            let raft = raft.clone();
+            async move { (raft.propose(&Command::V1(c)).await, ()) }
+        });
+        for (result, ()) in futures::future::join_all(proposals).await {
+            match result {
+                Ok((_, Err(rejected))) => tracing::debug!(%rejected, "placement decision rejected at commit"),
+                Err(e) => tracing::debug!(error = %e, "placement proposal failed"),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{apply, Applied};
+    use gantry_domain::*;
+
+    fn setup(gpus_on_node: usize) -> State {
+        let mut s = State::default();
+        let mut i = 0;
+        let mut run = |s: &mut State, c: CommandV1| {
+            i += 1;
+            apply(s, i, Command::V1(c))
+        };
+        run(&mut s, CommandV1::PutInstanceType {
+            instance_type: InstanceType { name: "g2".into(), cpu_millis: 4000, memory_mib: 8192, gpu_count: 2, gpu_model: Some("A100-80GB".into()) },
+        })
+        .unwrap();
+        run(&mut s, CommandV1::PutImage {
+            image: Image {
+                name: "torch".into(),
+                reference: "gantry/torch".into(),
+                core_type: ImageCoreType::Gpu,
+                framework: Framework::Pytorch,
+                framework_version: "2.3".into(),
+                python_version: "3.11".into(),
+            },
+        })
+        .unwrap();
+        let gpus = (0..gpus_on_node).map(|g| Gpu { uuid: format!("GPU-{g}"), model: "A100-80GB".into(), memory_mib: 81920 }).collect();
+        run(&mut s, CommandV1::RegisterNode {
+            hostname: "n1".into(),
+            address: "10.0.0.1".into(),
+            inventory: NodeInventory { cpu_millis: 16000, memory_mib: 65536, disk_mib: 0, gpus },
+            now_ms: 1,
+        })
+        .unwrap();
+        let mut spec = training_spec();
+        spec.create_experiment = true;
+        let out = run(&mut s, CommandV1::CreateTraining {
+            project: "p".into(),
+            id: "trn-1".into(),
+            experiment_id: "exp-1".into(),
+            request_id: "r1".into(),
+            spec,
+            now_ms: 2,
+        });
+        assert!(matches!(out, Ok(Applied::Training { .. })));
+        s
+    }
+
+    fn training_spec() -> TrainingSpec {
+        TrainingSpec {
+            name: "t1".into(),
+            description: String::new(),
+            tags: vec![],
+            experiment: "e".into(),
+            create_experiment: false,
+            algorithm: Algorithm::Own { path: StoragePath::File { path: "/a".into() }, entry_point: "train.py".into() },
+            hyperparameters: vec![],
+            image: "torch".into(),
+            instance_type: "g2".into(),
+            instance_count: 1,
+            nproc_per_node: 1,
+            use_torchrun: false,
+            datasets: vec![],
+            checkpoint_input_path: None,
+            output_path: StoragePath::File { path: "/o".into() },
+            checkpoint_output_path: None,
+            data_storage_size_gb: 0,
+            timeout_minutes: 10,
+            use_log: true,
+        }
+    }
+
+    #[test]
+    fn places_when_it_fits_and_explains_when_not() {
+        let s = setup(4);
+        let cmds = plan(&s, 10);
+        assert!(matches!(&cmds[..], [CommandV1::Place { workload_id, .. }] if workload_id == "trn-1"));
+
+        let mut s = setup(1);
+        let cmds = plan(&s, 10);
+        let [CommandV1::SetPendingReasons { reasons, .. }] = &cmds[..] else { panic!("{cmds:?}") };
+        assert!(reasons[0].1.contains("A100-80GB"), "{}", reasons[0].1);
+        apply(&mut s, 100, Command::V1(cmds[0].clone())).unwrap();
+        assert!(s.training("p", "t1").unwrap().status_reason.contains("A100-80GB"));
+        // The same reason is not proposed again.
+        assert!(plan(&s, 11).is_empty());
+    }
+
+    #[test]
+    fn a_stale_decision_is_rejected_at_commit() {
+        let mut s = setup(2);
+        let cmds = plan(&s, 10);
+        // Another workload takes the GPUs first (as a deposed leader's decision might).
+        let CommandV1::Place { placement, .. } = &cmds[0] else { panic!() };
+        let mut spec = training_spec();
+        spec.name = "t2".into();
+        apply(&mut s, 50, Command::V1(CommandV1::CreateTraining {
+            project: "p".into(),
+            id: "trn-2".into(),
+            experiment_id: "x".into(),
+            request_id: "r2".into(),
+            spec,
+            now_ms: 3,
+        }))
+        .unwrap();
+        apply(&mut s, 51, Command::V1(CommandV1::Place { workload_id: "trn-2".into(), placement: placement.clone(), now_ms: 4 })).unwrap();
+        let again = apply(&mut s, 52, Command::V1(cmds[0].clone()));
+        assert!(matches!(again, Err(crate::state::Rejected::FailedPrecondition { .. })), "{again:?}");
+        assert_eq!(s.training("p", "t1").unwrap().status, TrainingStatus::CreateRequested);
+    }
+}

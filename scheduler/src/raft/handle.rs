@@ -1,0 +1,149 @@
+//! The cloneable front of a replica's ready loop.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use raft::eraftpb::Message;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::task::{Event, Request};
+use super::transport::Transport;
+use super::{ProposeError, RaftStatus, ReplicaView, Role};
+use crate::state::{Command, Outcome, State};
+
+/// How long a write may wait for a leader and a majority before the client is told to
+/// retry. Covers one election on a loaded machine.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct RaftHandle {
+    id: u64,
+    requests: mpsc::Sender<Request>,
+    events: mpsc::UnboundedSender<Event>,
+    state: Arc<RwLock<State>>,
+    applied: watch::Receiver<u64>,
+    view: watch::Receiver<ReplicaView>,
+    transport: Transport,
+}
+
+impl RaftHandle {
+    pub(super) fn new(
+        id: u64,
+        requests: mpsc::Sender<Request>,
+        events: mpsc::UnboundedSender<Event>,
+        state: Arc<RwLock<State>>,
+        applied: watch::Receiver<u64>,
+        view: watch::Receiver<ReplicaView>,
+        transport: Transport,
+    ) -> Self {
+        RaftHandle { id, requests, events, state, applied, view, transport }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn view(&self) -> ReplicaView {
+        *self.view.borrow()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.view().role == Role::Leader
+    }
+
+    /// The local state. std RwLock: held only to copy data out, never across an await.
+    pub fn state(&self) -> RwLockReadGuard<'_, State> {
+        match self.state.read() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Messages from a peer (already authenticated by mutual TLS).
+    pub fn step(&self, msgs: Vec<Message>) {
+        let _ = self.events.send(Event::Step(msgs));
+    }
+
+    /// Replicates `command` and returns its log index and outcome once it is applied
+    /// here. Forwards to the leader when this replica is not it.
+    pub async fn propose(&self, command: &Command) -> Result<(u64, Outcome), ProposeError> {
+        let bytes = serde_json::to_vec(command).map_err(|e| ProposeError::Codec(e.to_string()))?;
+        self.propose_bytes(bytes).await
+    }
+
+    pub async fn propose_bytes(&self, bytes: Vec<u8>) -> Result<(u64, Outcome), ProposeError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let mut view = self.view.clone();
+        loop {
+            let current = *view.borrow_and_update();
+            let attempt = if current.role == Role::Leader {
+                self.propose_local(bytes.clone()).await
+            } else if current.leader_id != 0 && current.leader_id != self.id {
+                self.forward(current.leader_id, bytes.clone()).await
+            } else {
+                Err(ProposeError::NoLeader)
+            };
+            match attempt {
+                Err(ProposeError::NoLeader | ProposeError::NotLeader(_) | ProposeError::Forward(_))
+                    if Instant::now() < deadline =>
+                {
+                    // Wait for the next leadership change (or a short pause) and retry.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), view.changed()).await;
+                }
+                other => return other,
+            }
+            if Instant::now() >= deadline {
+                return Err(ProposeError::Timeout);
+            }
+        }
+    }
+
+    async fn propose_local(&self, command: Vec<u8>) -> Result<(u64, Outcome), ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(Request::Propose { command, reply }).await.map_err(|_| ProposeError::Shutdown)?;
+        match tokio::time::timeout(PROPOSE_TIMEOUT, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ProposeError::Shutdown),
+            Err(_) => Err(ProposeError::Timeout),
+        }
+    }
+
+    async fn forward(&self, leader: u64, command: Vec<u8>) -> Result<(u64, Outcome), ProposeError> {
+        let resp = self.transport.forward_propose(leader, command).await.map_err(|s| match s.code() {
+            // The leader itself answered "unavailable": pass its reason on unchanged
+            // unless it is a routing problem we can retry.
+            tonic::Code::Unavailable if s.message().contains("outcome is unknown") => ProposeError::LeadershipLost,
+            _ => ProposeError::Forward(s.message().to_string()),
+        })?;
+        let outcome: Outcome = serde_json::from_slice(&resp.outcome).map_err(|e| ProposeError::Codec(e.to_string()))?;
+        Ok((resp.index, outcome))
+    }
+
+    /// Waits until this replica has applied everything committed before the call
+    /// (ReadIndex). After it returns, reading [`RaftHandle::state`] is linearizable.
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(Request::ReadIndex { reply }).await.map_err(|_| ProposeError::Shutdown)?;
+        let index = rx.await.map_err(|_| ProposeError::Shutdown)??;
+        self.wait_applied(index, Duration::from_secs(5)).await
+    }
+
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), ProposeError> {
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(timeout, applied.wait_for(|a| *a >= index))
+            .await
+            .map_err(|_| ProposeError::Timeout)?
+            .map_err(|_| ProposeError::Shutdown)?;
+        Ok(())
+    }
+
+    pub async fn status(&self) -> Result<RaftStatus, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(Request::Status { reply }).await.map_err(|_| ProposeError::Shutdown)?;
+        rx.await.map_err(|_| ProposeError::Shutdown)
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+}

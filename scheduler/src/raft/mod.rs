@@ -1,0 +1,180 @@
+//! Replication: raft-rs driven by one tokio task per replica, a durable redb log, and
+//! tonic transport between replicas.
+//!
+//! [`RaftHandle`] is what the rest of the scheduler uses: `propose` a command (forwarded
+//! to the leader when this replica is not it) and get the applied outcome back once a
+//! majority has the entry on disk; `read_barrier` before a linearizable read.
+//!
+//! Reads use raft's ReadIndex (`ReadOnlyOption::Safe`), not a leader lease: a lease is
+//! only safe if clocks never drift more than the lease margin, and a paused VM or a
+//! stalled process breaks that silently. ReadIndex costs one heartbeat round per read
+//! batch and is correct under any timing. Followers serve linearizable reads too (raft
+//! forwards the ReadIndex to the leader, then the follower waits until it has applied
+//! that index).
+
+mod handle;
+mod logger;
+mod persist;
+mod service;
+mod task;
+mod transport;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use gantry_raftlog::RaftLog;
+use raft::{RawNode, ReadOnlyOption};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::ClientTlsConfig;
+
+pub use handle::RaftHandle;
+pub use service::{propose_error_status, RaftPeerService};
+pub use transport::MAX_MESSAGE_BYTES;
+
+use crate::state::State;
+
+/// Why a proposal or read did not produce an outcome. All of these are "try again"
+/// errors (gRPC `Unavailable`): none means the command was rejected.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProposeError {
+    #[error("no leader elected yet")]
+    NoLeader,
+    #[error("replica {0} is the leader")]
+    NotLeader(u64),
+    #[error("leadership changed before the write committed; its outcome is unknown (retry with the same request id)")]
+    LeadershipLost,
+    #[error("raft dropped the proposal: {0}")]
+    Dropped(String),
+    #[error("timed out waiting for the cluster")]
+    Timeout,
+    #[error("replica is shutting down")]
+    Shutdown,
+    #[error("forwarding to the leader failed: {0}")]
+    Forward(String),
+    #[error("cannot encode or decode a command: {0}")]
+    Codec(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    PreCandidate,
+    Unreachable,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Leader => "LEADER",
+            Role::Follower => "FOLLOWER",
+            Role::Candidate => "CANDIDATE",
+            Role::PreCandidate => "PRE_CANDIDATE",
+            Role::Unreachable => "UNREACHABLE",
+        }
+    }
+}
+
+/// What the ready loop publishes after each Ready, for handles to route requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaView {
+    pub role: Role,
+    pub leader_id: u64,
+    pub term: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RaftStatus {
+    pub id: u64,
+    pub leader_id: u64,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub role: Role,
+    pub snapshot_index: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+    /// (id, address, role as seen here, match index, reachable)
+    pub replicas: Vec<(u64, String, Role, u64, bool)>,
+}
+
+pub struct RaftOptions {
+    pub id: u64,
+    /// Other replicas: (id, URL of their peer listener).
+    pub peers: Vec<(u64, String)>,
+    pub tick: Duration,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    pub snapshot_every: u64,
+    pub client_tls: Option<ClientTlsConfig>,
+}
+
+/// Opens the log in `data_dir`, restores the state from the latest snapshot, and
+/// starts the ready loop, the log writer and the peer senders.
+pub fn start(
+    opts: RaftOptions,
+    data_dir: &Path,
+    cancel: CancellationToken,
+) -> anyhow::Result<(RaftHandle, tokio::task::JoinHandle<()>)> {
+    std::fs::create_dir_all(data_dir)?;
+    let mut voters: Vec<u64> = opts.peers.iter().map(|(id, _)| *id).collect();
+    voters.push(opts.id);
+    voters.sort_unstable();
+    let log = RaftLog::open(&data_dir.join("raft.redb"), &voters)?;
+    let snapshot = log.latest_snapshot();
+    let mut state = if snapshot.get_data().is_empty() {
+        State::default()
+    } else {
+        serde_json::from_slice::<State>(snapshot.get_data())?
+    };
+    state.applied_index = snapshot.get_metadata().index;
+    let config = raft::Config {
+        id: opts.id,
+        election_tick: opts.election_ticks,
+        heartbeat_tick: opts.heartbeat_ticks,
+        applied: snapshot.get_metadata().index,
+        max_size_per_msg: 4 * 1024 * 1024,
+        max_inflight_msgs: 512,
+        check_quorum: true,
+        pre_vote: true,
+        read_only_option: ReadOnlyOption::Safe,
+        ..Default::default()
+    };
+    config.validate()?;
+    let raw = RawNode::new(&config, log.clone(), &logger::raft_logger(opts.id))?;
+
+    let state = Arc::new(RwLock::new(state));
+    let (applied_tx, applied_rx) = watch::channel(snapshot.get_metadata().index);
+    let initial_view = ReplicaView { role: Role::Follower, leader_id: 0, term: raw.raft.term };
+    let (view_tx, view_rx) = watch::channel(initial_view);
+    let (req_tx, req_rx) = mpsc::channel(16 * 1024);
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let transport = transport::Transport::start(opts.id, &opts.peers, opts.client_tls.clone(), ev_tx.clone())?;
+    let persist_tx = persist::spawn(log.clone(), transport.clone(), ev_tx.clone());
+    let task = task::RaftTask::new(
+        task::TaskConfig {
+            id: opts.id,
+            peers: opts.peers.clone(),
+            tick: opts.tick,
+            snapshot_every: opts.snapshot_every,
+            read_timeout: Duration::from_secs(5),
+        },
+        task::TaskParts {
+            raw,
+            log,
+            state: state.clone(),
+            applied_tx,
+            view_tx,
+            transport: transport.clone(),
+            persist_tx,
+            requests: req_rx,
+            events: ev_rx,
+        },
+    );
+    let join = tokio::spawn(task.run(cancel));
+    let handle = RaftHandle::new(opts.id, req_tx, ev_tx, state, applied_rx, view_rx, transport);
+    Ok((handle, join))
+}

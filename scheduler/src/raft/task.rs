@@ -1,0 +1,437 @@
+//! The ready loop: the one task that owns a replica's `RawNode`.
+//!
+//! ```text
+//!  clients ─Request─▶ ┌───────────┐ ─messages──────────▶ peers
+//!  peers ──Step─────▶ │ RaftTask  │ ─PersistJob─▶ log writer ─(fsync)─▶ persisted msgs, Persisted(n)
+//!  timer ──tick─────▶ └───────────┘ ─committed entries─▶ apply(State) ─▶ proposer's oneshot
+//! ```
+//!
+//! Each `Ready` is handled in the order raft-rs prescribes: send messages, install a
+//! snapshot, apply committed entries, hand entries + hard state to the log writer
+//! (messages that need them durable go out after the fsync), `advance_append_async`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use gantry_raftlog::{LogWrite, RaftLog};
+use raft::eraftpb::{ConfState, Entry, EntryType, Message};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::persist::PersistJob;
+use super::transport::Transport;
+use super::{ProposeError, RaftStatus, ReplicaView, Role};
+use crate::state::{self, Command, Outcome, State};
+
+pub type ProposeReply = oneshot::Sender<Result<(u64, Outcome), ProposeError>>;
+
+/// Requests from handles (clients of this replica).
+pub enum Request {
+    Propose { command: Vec<u8>, reply: ProposeReply },
+    ReadIndex { reply: oneshot::Sender<Result<u64, ProposeError>> },
+    Status { reply: oneshot::Sender<RaftStatus> },
+}
+
+/// Internal events from the network and the log writer.
+pub enum Event {
+    Step(Vec<Message>),
+    Persisted(u64),
+    Unreachable(u64),
+    SnapshotSent { peer: u64, ok: bool },
+}
+
+pub struct TaskConfig {
+    pub id: u64,
+    pub peers: Vec<(u64, String)>,
+    pub tick: Duration,
+    pub snapshot_every: u64,
+    pub read_timeout: Duration,
+}
+
+struct PendingRead {
+    ctx: Vec<u8>,
+    issued: Instant,
+    first_issued: Instant,
+    reply: oneshot::Sender<Result<u64, ProposeError>>,
+}
+
+pub struct RaftTask {
+    cfg: TaskConfig,
+    raw: RawNode<RaftLog>,
+    log: RaftLog,
+    conf_state: ConfState,
+    state: Arc<RwLock<State>>,
+    applied_tx: watch::Sender<u64>,
+    view_tx: watch::Sender<ReplicaView>,
+    transport: Transport,
+    persist_tx: std::sync::mpsc::Sender<PersistJob>,
+    requests: mpsc::Receiver<Request>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Proposal contexts are (replica id, incarnation nonce, sequence): an entry proposed
+    /// by an earlier run of this replica never answers a waiter of this one.
+    nonce: u64,
+    next_seq: u64,
+    proposals: HashMap<u64, ProposeReply>,
+    reads: HashMap<u64, PendingRead>,
+    last_snapshot_index: u64,
+    unreachable: HashMap<u64, Instant>,
+}
+
+pub struct TaskParts {
+    pub raw: RawNode<RaftLog>,
+    pub log: RaftLog,
+    pub state: Arc<RwLock<State>>,
+    pub applied_tx: watch::Sender<u64>,
+    pub view_tx: watch::Sender<ReplicaView>,
+    pub transport: Transport,
+    pub persist_tx: std::sync::mpsc::Sender<PersistJob>,
+    pub requests: mpsc::Receiver<Request>,
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl RaftTask {
+    pub fn new(cfg: TaskConfig, parts: TaskParts) -> Self {
+        let last_snapshot_index = parts.log.latest_snapshot().get_metadata().index;
+        let conf_state = parts.log.conf_state();
+        RaftTask {
+            cfg,
+            raw: parts.raw,
+            log: parts.log,
+            conf_state,
+            state: parts.state,
+            applied_tx: parts.applied_tx,
+            view_tx: parts.view_tx,
+            transport: parts.transport,
+            persist_tx: parts.persist_tx,
+            requests: parts.requests,
+            events: parts.events,
+            nonce: rand::random(),
+            next_seq: 0,
+            proposals: HashMap::new(),
+            reads: HashMap::new(),
+            last_snapshot_index,
+            unreachable: HashMap::new(),
+        }
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.cfg.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => self.on_tick(),
+                Some(req) = self.requests.recv() => {
+                    self.on_request(req);
+                    // Batch whatever else is queued into the same Ready.
+                    for _ in 0..1024 {
+                        match self.requests.try_recv() {
+                            Ok(req) => self.on_request(req),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(ev) = self.events.recv() => {
+                    self.on_event(ev);
+                    for _ in 0..1024 {
+                        match self.events.try_recv() {
+                            Ok(ev) => self.on_event(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.handle_ready();
+        }
+        self.fail_all(ProposeError::Shutdown);
+    }
+
+    fn on_tick(&mut self) {
+        self.raw.tick();
+        // raft-rs drops read requests a leader cannot serve yet (no entry of its term
+        // committed) or that a follower cannot forward (no leader): re-issue them.
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        for (seq, read) in self.reads.iter_mut() {
+            if now.duration_since(read.first_issued) > self.cfg.read_timeout {
+                expired.push(*seq);
+            } else if now.duration_since(read.issued) > self.cfg.tick * 4 {
+                read.issued = now;
+                self.raw.read_index(read.ctx.clone());
+            }
+        }
+        for seq in expired {
+            if let Some(read) = self.reads.remove(&seq) {
+                let _ = read.reply.send(Err(ProposeError::NoLeader));
+            }
+        }
+    }
+
+    fn ctx(&mut self) -> (u64, Vec<u8>) {
+        self.next_seq += 1;
+        let mut ctx = Vec::with_capacity(24);
+        ctx.extend_from_slice(&self.cfg.id.to_le_bytes());
+        ctx.extend_from_slice(&self.nonce.to_le_bytes());
+        ctx.extend_from_slice(&self.next_seq.to_le_bytes());
+        (self.next_seq, ctx)
+    }
+
+    fn own_seq(&self, ctx: &[u8]) -> Option<u64> {
+        if ctx.len() != 24 {
+            return None;
+        }
+        let id = u64::from_le_bytes(ctx[0..8].try_into().ok()?);
+        let nonce = u64::from_le_bytes(ctx[8..16].try_into().ok()?);
+        (id == self.cfg.id && nonce == self.nonce).then(|| u64::from_le_bytes(ctx[16..24].try_into().unwrap_or_default()))
+    }
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Propose { command, reply } => {
+                if self.raw.raft.state != StateRole::Leader {
+                    let leader = self.raw.raft.leader_id;
+                    let _ = reply.send(Err(if leader == 0 { ProposeError::NoLeader } else { ProposeError::NotLeader(leader) }));
+                    return;
+                }
+                let (seq, ctx) = self.ctx();
+                match self.raw.propose(ctx, command) {
+                    Ok(()) => {
+                        self.proposals.insert(seq, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(ProposeError::Dropped(e.to_string())));
+                    }
+                }
+            }
+            Request::ReadIndex { reply } => {
+                let (seq, ctx) = self.ctx();
+                self.raw.read_index(ctx.clone());
+                let now = Instant::now();
+                self.reads.insert(seq, PendingRead { ctx, issued: now, first_issued: now, reply });
+            }
+            Request::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Step(msgs) => {
+                for m in msgs {
+                    self.unreachable.remove(&m.from);
+                    if let Err(e) = self.raw.step(m) {
+                        tracing::debug!(error = %e, "raft step rejected a message");
+                    }
+                }
+            }
+            Event::Persisted(number) => self.raw.on_persist_ready(number),
+            Event::Unreachable(peer) => {
+                self.unreachable.insert(peer, Instant::now());
+                self.raw.report_unreachable(peer);
+            }
+            Event::SnapshotSent { peer, ok } => {
+                let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                self.raw.report_snapshot(peer, status);
+            }
+        }
+    }
+
+    fn handle_ready(&mut self) {
+        if !self.raw.has_ready() {
+            return;
+        }
+        let was_leader = self.raw.raft.state == StateRole::Leader;
+        let mut rd = self.raw.ready();
+        self.transport.send(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(rd.snapshot().get_data(), rd.snapshot().get_metadata().index);
+        }
+        let committed = rd.take_committed_entries();
+        self.apply_entries(committed);
+        for rs in rd.take_read_states() {
+            if let Some(seq) = self.own_seq(&rs.request_ctx) {
+                if let Some(read) = self.reads.remove(&seq) {
+                    let _ = read.reply.send(Ok(rs.index));
+                }
+            }
+        }
+        let after = rd.take_persisted_messages();
+        let write = LogWrite::from_ready(&mut rd);
+        let number = rd.number();
+        if self.persist_tx.send(PersistJob { number, write, after }).is_err() {
+            tracing::error!("raft log writer is gone");
+        }
+        self.raw.advance_append_async(rd);
+        self.publish_view();
+        if was_leader && self.raw.raft.state != StateRole::Leader {
+            // Proposals of the old term may still commit under the new leader, or may
+            // be overwritten: their outcome is unknown to us. Clients retry with the
+            // same request id, which makes the retry safe.
+            for (_, reply) in self.proposals.drain() {
+                let _ = reply.send(Err(ProposeError::LeadershipLost));
+            }
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut last = 0;
+        let mut replies = Vec::new();
+        {
+            let mut state = match self.state.write() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for entry in entries {
+                last = entry.index;
+                if entry.get_entry_type() != EntryType::EntryNormal {
+                    // Membership is static (from config); conf changes are never proposed.
+                    continue;
+                }
+                if entry.data.is_empty() {
+                    state.applied_index = entry.index;
+                    continue;
+                }
+                let outcome = match serde_json::from_slice::<Command>(&entry.data) {
+                    Ok(cmd) => state::apply(&mut state, entry.index, cmd),
+                    Err(e) => {
+                        // Written by a newer version we cannot read: every replica of
+                        // this version rejects it the same way.
+                        state.applied_index = entry.index;
+                        Err(state::Rejected::Unsupported(e.to_string()))
+                    }
+                };
+                if let Some(seq) = self.own_seq(&entry.context) {
+                    if let Some(reply) = self.proposals.remove(&seq) {
+                        replies.push((reply, entry.index, outcome));
+                    }
+                }
+            }
+        }
+        for (reply, index, outcome) in replies {
+            let _ = reply.send(Ok((index, outcome)));
+        }
+        let _ = self.applied_tx.send(last);
+        if last >= self.last_snapshot_index + self.cfg.snapshot_every {
+            self.snapshot(last);
+        }
+    }
+
+    fn snapshot(&mut self, applied: u64) {
+        let data = {
+            let state = match self.state.read() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            serde_json::to_vec(&*state)
+        };
+        let data = match data {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize state for a snapshot");
+                return;
+            }
+        };
+        match self.log.save_snapshot(applied, self.conf_state.clone(), data) {
+            Ok(()) => {
+                self.last_snapshot_index = applied;
+                tracing::info!(index = applied, "snapshot saved, log compacted");
+            }
+            Err(e) => tracing::warn!(error = %e, index = applied, "snapshot failed"),
+        }
+    }
+
+    fn install_snapshot(&mut self, data: &[u8], index: u64) {
+        match serde_json::from_slice::<State>(data) {
+            Ok(mut restored) => {
+                restored.applied_index = index;
+                let mut state = match self.state.write() {
+                    Ok(s) => s,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *state = restored;
+                drop(state);
+                self.last_snapshot_index = index;
+                let _ = self.applied_tx.send(index);
+                tracing::info!(index, "installed snapshot from leader");
+            }
+            Err(e) => {
+                // Applying anything on top of a state we could not restore would diverge.
+                tracing::error!(error = %e, index, "cannot decode snapshot; exiting");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    fn publish_view(&mut self) {
+        let view = ReplicaView {
+            role: role_of(self.raw.raft.state),
+            leader_id: self.raw.raft.leader_id,
+            term: self.raw.raft.term,
+        };
+        self.view_tx.send_if_modified(|v| {
+            if *v == view {
+                false
+            } else {
+                *v = view;
+                true
+            }
+        });
+    }
+
+    fn status(&self) -> RaftStatus {
+        let status = self.raw.status();
+        let mut replicas = Vec::new();
+        let progress = status.progress;
+        let leader = self.raw.raft.leader_id;
+        for (id, addr) in std::iter::once((self.cfg.id, String::new())).chain(self.cfg.peers.iter().cloned()) {
+            let match_index = progress.and_then(|p| p.get(id)).map(|p| p.matched).unwrap_or(0);
+            let reachable = id == self.cfg.id || !self.unreachable.contains_key(&id);
+            let role = if id == self.cfg.id {
+                role_of(self.raw.raft.state)
+            } else if id == leader {
+                Role::Leader
+            } else if reachable {
+                Role::Follower
+            } else {
+                Role::Unreachable
+            };
+            replicas.push((id, addr, role, match_index, reachable));
+        }
+        RaftStatus {
+            id: self.cfg.id,
+            leader_id: leader,
+            term: status.hs.term,
+            commit_index: status.hs.commit,
+            applied_index: status.applied,
+            role: role_of(self.raw.raft.state),
+            snapshot_index: self.log.latest_snapshot().get_metadata().index,
+            first_index: self.log.first_index().unwrap_or(0),
+            last_index: self.log.last_index(),
+            replicas,
+        }
+    }
+
+    fn fail_all(&mut self, err: ProposeError) {
+        for (_, reply) in self.proposals.drain() {
+            let _ = reply.send(Err(err.clone()));
+        }
+        for (_, read) in self.reads.drain() {
+            let _ = read.reply.send(Err(err.clone()));
+        }
+    }
+}
+
+fn role_of(role: StateRole) -> Role {
+    match role {
+        StateRole::Leader => Role::Leader,
+        StateRole::Follower => Role::Follower,
+        StateRole::Candidate => Role::Candidate,
+        StateRole::PreCandidate => Role::PreCandidate,
+    }
+}

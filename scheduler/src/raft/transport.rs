@@ -1,0 +1,113 @@
+//! Replica-to-replica message delivery over tonic (mutual TLS).
+//!
+//! One sender task per peer drains a bounded queue and ships messages in batches, so a
+//! slow or dead peer never blocks the ready loop: when its queue is full, messages are
+//! dropped (Raft tolerates loss and retransmits) and the peer is reported unreachable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use gantry_proto::v1::raft_service_client::RaftServiceClient;
+use gantry_proto::v1::{ProposeRequest, ProposeResponse, StepRequest};
+use protobuf::Message as _;
+use raft::eraftpb::{Message, MessageType};
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use super::task::Event;
+
+/// Snapshots can be large; everything else is small.
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+const QUEUE: usize = 8192;
+const BATCH: usize = 512;
+
+#[derive(Clone)]
+pub struct Transport {
+    me: u64,
+    queues: HashMap<u64, mpsc::Sender<Message>>,
+    clients: HashMap<u64, RaftServiceClient<Channel>>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Transport {
+    /// `peers` excludes this replica. Connections are lazy: a peer that is down costs
+    /// nothing until something is sent to it.
+    pub fn start(
+        me: u64,
+        peers: &[(u64, String)],
+        tls: Option<ClientTlsConfig>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Transport, tonic::transport::Error> {
+        let mut queues = HashMap::new();
+        let mut clients = HashMap::new();
+        for (id, url) in peers {
+            let mut endpoint = Endpoint::from_shared(url.clone())?
+                .connect_timeout(Duration::from_millis(500))
+                .timeout(Duration::from_secs(30))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(5));
+            if let Some(tls) = &tls {
+                endpoint = endpoint.tls_config(tls.clone())?;
+            }
+            let client = RaftServiceClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(peer_sender(me, *id, client.clone(), rx, events.clone()));
+            queues.insert(*id, tx);
+            clients.insert(*id, client);
+        }
+        Ok(Transport { me, queues, clients, events })
+    }
+
+    pub fn send(&self, msgs: Vec<Message>) {
+        for m in msgs {
+            let to = m.to;
+            let Some(q) = self.queues.get(&to) else { continue };
+            if q.try_send(m).is_err() {
+                let _ = self.events.send(Event::Unreachable(to));
+            }
+        }
+    }
+
+    /// Forwards a client's write to `leader` and returns its answer.
+    pub async fn forward_propose(&self, leader: u64, command: Vec<u8>) -> Result<ProposeResponse, tonic::Status> {
+        let mut client = self
+            .clients
+            .get(&leader)
+            .cloned()
+            .ok_or_else(|| tonic::Status::unavailable(format!("leader {leader} is not a known peer")))?;
+        let _ = self.me;
+        Ok(client.propose(ProposeRequest { command }).await?.into_inner())
+    }
+}
+
+async fn peer_sender(
+    me: u64,
+    peer: u64,
+    mut client: RaftServiceClient<Channel>,
+    mut rx: mpsc::Receiver<Message>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let has_snapshot = batch.iter().any(|m| m.get_msg_type() == MessageType::MsgSnapshot);
+        let messages = batch.iter().filter_map(|m| m.write_to_bytes().ok()).collect();
+        let result = client.step(StepRequest { from: me, messages }).await;
+        if let Err(status) = &result {
+            tracing::debug!(peer, error = %status.message(), "raft send failed");
+            let _ = events.send(Event::Unreachable(peer));
+        }
+        if has_snapshot {
+            let _ = events.send(Event::SnapshotSent { peer, ok: result.is_ok() });
+        }
+    }
+}

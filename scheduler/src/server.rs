@@ -1,0 +1,134 @@
+//! Wires one replica together: raft, the admin and agent APIs (with health and
+//! reflection), the peer listener, and the leader's controllers.
+//!
+//! ```text
+//!   listen_api  (TLS, bearer tokens) ── Cluster/Catalog/Node/Experiment/Training/Agent
+//!   listen_peer (mutual TLS)        ── RaftService ──▶ ready loop ──▶ State
+//! ```
+
+use std::time::Duration;
+
+use gantry_proto::v1::agent_service_server::AgentServiceServer;
+use gantry_proto::v1::catalog_service_server::CatalogServiceServer;
+use gantry_proto::v1::cluster_service_server::ClusterServiceServer;
+use gantry_proto::v1::experiment_service_server::ExperimentServiceServer;
+use gantry_proto::v1::node_service_server::NodeServiceServer;
+use gantry_proto::v1::raft_service_server::RaftServiceServer;
+use gantry_proto::v1::training_service_server::TrainingServiceServer;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, TrainingApi};
+use crate::config::Config;
+use crate::raft::{self, RaftHandle, RaftOptions, RaftPeerService, MAX_MESSAGE_BYTES};
+use crate::state::{Command, CommandV1};
+use crate::{bootstrap, controller};
+
+/// Runs the replica until `cancel` fires. Calls `ready` once both listeners accept.
+pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()) -> anyhow::Result<()> {
+    let secrets = bootstrap::prepare(&config)?;
+    let client_tls = match &secrets.tls {
+        Some(files) => Some(gantry_pki::client_tls(files, "localhost")?),
+        None => None,
+    };
+    let opts = RaftOptions {
+        id: config.replica.id,
+        peers: config.peers.iter().map(|p| (p.id, p.url.clone())).collect(),
+        tick: config.raft.tick,
+        election_ticks: config.raft.election_ticks,
+        heartbeat_ticks: config.raft.heartbeat_ticks,
+        snapshot_every: config.raft.snapshot_every,
+        client_tls,
+    };
+    let (handle, raft_task) = raft::start(opts, &config.replica.data_dir, cancel.child_token())?;
+    let ctx = ApiContext { raft: handle.clone(), auth: secrets.auth.clone(), join_token: secrets.join_token.clone() };
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<ClusterServiceServer<ClusterApi>>().await;
+    health_reporter.set_serving::<TrainingServiceServer<TrainingApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gantry_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let mut api = Server::builder().tcp_nodelay(true);
+    let mut peer = Server::builder().tcp_nodelay(true);
+    if let Some(files) = &secrets.tls {
+        api = api.tls_config(gantry_pki::server_tls(files, false)?)?;
+        peer = peer.tls_config(gantry_pki::server_tls(files, true)?)?;
+    }
+    let api_router = api
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ClusterServiceServer::new(ClusterApi(ctx.clone())))
+        .add_service(CatalogServiceServer::new(CatalogApi(ctx.clone())))
+        .add_service(NodeServiceServer::new(NodeApi(ctx.clone())))
+        .add_service(AgentServiceServer::new(AgentApi(ctx.clone())))
+        .add_service(ExperimentServiceServer::new(ExperimentApi(ctx.clone())))
+        .add_service(TrainingServiceServer::new(TrainingApi(ctx.clone())));
+    let peer_router = peer.add_service(
+        RaftServiceServer::new(RaftPeerService::new(handle.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    );
+
+    let api_listener = tokio::net::TcpListener::bind(config.replica.listen_api).await?;
+    let peer_listener = tokio::net::TcpListener::bind(config.replica.listen_peer).await?;
+    tracing::info!(
+        replica = config.replica.id,
+        api = %config.replica.listen_api,
+        peer = %config.replica.listen_peer,
+        tls = secrets.tls.is_some(),
+        "scheduler replica listening"
+    );
+    let api_server = tokio::spawn(api_router.serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(api_listener),
+        cancel.clone().cancelled_owned(),
+    ));
+    let peer_server = tokio::spawn(peer_router.serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+        cancel.clone().cancelled_owned(),
+    ));
+    let placement = tokio::spawn(controller::placement::run(
+        handle.clone(),
+        config.controllers.placement_interval,
+        cancel.clone(),
+    ));
+    let seeding = tokio::spawn(seed_catalog(handle.clone(), config.clone(), cancel.clone()));
+    ready();
+
+    cancel.cancelled().await;
+    let _ = tokio::join!(api_server, peer_server, placement, seeding, raft_task);
+    Ok(())
+}
+
+/// Puts the configured catalog entries that the replicated catalog lacks, once this
+/// replica leads. Entries an operator changed through the API are left alone.
+async fn seed_catalog(raft: RaftHandle, config: Config, cancel: CancellationToken) {
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        if raft.is_leader() && raft.read_barrier().await.is_ok() {
+            let missing: Vec<CommandV1> = {
+                let state = raft.state();
+                let its = config.catalog.instance_types.iter().filter(|it| !state.instance_types.contains_key(&it.name));
+                let imgs = config.catalog.images.iter().filter(|img| !state.images.contains_key(&img.name));
+                its.map(|it| CommandV1::PutInstanceType { instance_type: it.clone() })
+                    .chain(imgs.map(|img| CommandV1::PutImage { image: img.clone() }))
+                    .collect()
+            };
+            let mut ok = true;
+            for cmd in missing {
+                ok &= raft.propose(&Command::V1(cmd)).await.is_ok();
+            }
+            if ok {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! `apply`: the deterministic transition function of the replicated state.
+
+use gantry_domain::training::StatusChange;
+use gantry_domain::{
+    Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand,
+};
+
+use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
+
+/// Applies the entry at `index`. Must be called with strictly increasing indexes; the
+/// outcome depends only on `state` and `command`.
+pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
+    state.applied_index = index;
+    let Command::V1(command) = command;
+    match command {
+        CommandV1::PutInstanceType { instance_type } => {
+            instance_type.validate()?;
+            state.instance_types.insert(instance_type.name.clone(), instance_type.clone());
+            Ok(Applied::InstanceType(instance_type))
+        }
+        CommandV1::DeleteInstanceType { name } => {
+            state.instance_types.remove(&name).ok_or_else(|| Rejected::not_found(format!("instance type '{name}'")))?;
+            Ok(Applied::Done)
+        }
+        CommandV1::PutImage { image } => {
+            image.validate()?;
+            state.images.insert(image.name.clone(), image.clone());
+            Ok(Applied::Image(image))
+        }
+        CommandV1::DeleteImage { name } => {
+            state.images.remove(&name).ok_or_else(|| Rejected::not_found(format!("image '{name}'")))?;
+            Ok(Applied::Done)
+        }
+        CommandV1::RegisterNode { hostname, address, inventory, now_ms } => {
+            register_node(state, hostname, address, inventory, now_ms)
+        }
+        CommandV1::SetNodeStatus { node_id, status, now_ms } => {
+            let node = state.nodes.get_mut(&node_id).ok_or_else(|| Rejected::not_found(format!("node '{node_id}'")))?;
+            if node.status != status {
+                node.status = status;
+                node.status_changed_at_ms = now_ms;
+            }
+            Ok(Applied::Node(node.clone()))
+        }
+        CommandV1::CreateExperiment { project, id, request_id, spec, now_ms } => {
+            let p = state.projects.entry(project.clone()).or_default();
+            if let Some(existing) = p.experiments.get(&spec.name) {
+                if !request_id.is_empty() && existing.meta.request_id == request_id {
+                    return Ok(Applied::Experiment(existing.clone()));
+                }
+                return Err(Rejected::AlreadyExists { what: format!("experiment '{}'", spec.name) });
+            }
+            let meta = Meta {
+                id,
+                project,
+                name: spec.name.clone(),
+                description: spec.description,
+                tags: spec.tags,
+                created_at_ms: now_ms,
+                updated_at_ms: now_ms,
+                request_id,
+            };
+            // Nothing needs provisioning for an experiment on bare metal: it is ACTIVE
+            // as soon as it is committed.
+            let e = Experiment { meta, status: ExperimentStatus::Active, status_reason: String::new() };
+            p.experiments.insert(spec.name, e.clone());
+            Ok(Applied::Experiment(e))
+        }
+        CommandV1::DeleteExperiment { project, name } => {
+            let e = state.experiment(&project, &name).ok_or_else(|| Rejected::not_found(format!("experiment '{name}'")))?;
+            let trainings = state.trainings_of_experiment(&project, &e.meta.id).count();
+            if trainings > 0 {
+                return Err(Rejected::precondition(format!(
+                    "experiment '{name}' has {trainings} training(s): delete them first"
+                )));
+            }
+            if let Some(p) = state.projects.get_mut(&project) {
+                p.experiments.remove(&name);
+            }
+            Ok(Applied::Done)
+        }
+        CommandV1::CreateTraining { project, id, experiment_id, request_id, spec, now_ms } => {
+            create_training(state, index, project, id, experiment_id, request_id, spec, now_ms)
+        }
+        CommandV1::StopTraining { project, name, now_ms } => stop_training(state, &project, &name, now_ms),
+        CommandV1::DeleteTraining { project, name } => {
+            let t = state.training(&project, &name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
+            if !t.status.is_terminal() {
+                return Err(Rejected::precondition(format!(
+                    "training '{name}' is {}: stop it before deleting",
+                    t.status
+                )));
+            }
+            if let Some(p) = state.projects.get_mut(&project) {
+                p.trainings.remove(&name);
+            }
+            Ok(Applied::Done)
+        }
+        CommandV1::Place { workload_id, placement, now_ms } => place(state, &workload_id, placement, now_ms),
+        CommandV1::SetPendingReasons { reasons, now_ms } => {
+            for (workload_id, reason) in reasons {
+                let Some(w) = state.workloads.get_mut(&workload_id) else { continue };
+                if w.placement.is_some() || w.pending_reason == reason {
+                    continue;
+                }
+                w.pending_reason = reason.clone();
+                let WorkloadOwner::Training { project, name } = &w.owner;
+                if let Some(t) = state.projects.get_mut(project).and_then(|p| p.trainings.get_mut(name)) {
+                    t.status_reason = reason;
+                    t.meta.updated_at_ms = now_ms;
+                }
+            }
+            Ok(Applied::Done)
+        }
+        CommandV1::SetTrainingStatus { project, name, status, reason, now_ms } => {
+            let t = training_mut(state, &project, &name)?;
+            if !t.status.can_transition(status) {
+                return Err(Rejected::precondition(format!("training '{name}' cannot go from {} to {status}", t.status)));
+            }
+            transition(t, status, reason, now_ms);
+            let (done, workload_id) = (t.status.is_terminal(), t.workload_id.clone());
+            if done {
+                state.workloads.remove(&workload_id);
+            }
+            training_applied(state, &project, &name)
+        }
+        CommandV1::Noop => Ok(Applied::Done),
+    }
+}
+
+fn register_node(
+    state: &mut State,
+    hostname: String,
+    address: String,
+    inventory: gantry_domain::NodeInventory,
+    now_ms: u64,
+) -> Outcome {
+    gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
+    let node = state.nodes.entry(hostname.clone()).or_insert_with(|| Node {
+        id: hostname.clone(),
+        hostname: hostname.clone(),
+        address: address.clone(),
+        inventory: inventory.clone(),
+        status: NodeStatus::Ready,
+        registered_at_ms: now_ms,
+        status_changed_at_ms: now_ms,
+    });
+    node.address = address;
+    node.inventory = inventory;
+    if node.status == NodeStatus::Down {
+        node.status = NodeStatus::Ready;
+        node.status_changed_at_ms = now_ms;
+    }
+    Ok(Applied::Node(node.clone()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_training(
+    state: &mut State,
+    index: u64,
+    project: String,
+    id: String,
+    experiment_id: String,
+    request_id: String,
+    spec: gantry_domain::TrainingSpec,
+    now_ms: u64,
+) -> Outcome {
+    if let Some(existing) = state.training(&project, &spec.name) {
+        if !request_id.is_empty() && existing.meta.request_id == request_id {
+            return training_applied(state, &project, &spec.name);
+        }
+        return Err(Rejected::AlreadyExists { what: format!("training '{}'", spec.name) });
+    }
+    let instance_type = state.instance_types.get(&spec.instance_type).ok_or_else(|| {
+        Rejected::invalid("spec.instance_type", format!("unknown instance type '{}'", spec.instance_type))
+    })?;
+    let image = state
+        .images
+        .get(&spec.image)
+        .ok_or_else(|| Rejected::invalid("spec.image", format!("unknown image '{}'", spec.image)))?;
+    if image.core_type != instance_type.image_core_type() {
+        return Err(Rejected::invalid(
+            "spec.image",
+            format!(
+                "image '{}' is for {} but instance type '{}' has core type {}",
+                image.name,
+                image.core_type.as_str(),
+                instance_type.name,
+                instance_type.core_type()
+            ),
+        ));
+    }
+    let demand = WorkloadDemand {
+        id: id.clone(),
+        per_container: instance_type.resources(),
+        gpu_model: instance_type.gpu_model.clone(),
+        count: spec.instance_count,
+    };
+    let image_ref = image.reference.clone();
+    let experiment_id = match state.experiment(&project, &spec.experiment) {
+        Some(e) => e.meta.id.clone(),
+        None if spec.create_experiment => {
+            let e = Experiment {
+                meta: Meta {
+                    id: experiment_id.clone(),
+                    project: project.clone(),
+                    name: spec.experiment.clone(),
+                    description: String::new(),
+                    tags: Vec::new(),
+                    created_at_ms: now_ms,
+                    updated_at_ms: now_ms,
+                    request_id: request_id.clone(),
+                },
+                status: ExperimentStatus::Active,
+                status_reason: String::new(),
+            };
+            state.projects.entry(project.clone()).or_default().experiments.insert(spec.experiment.clone(), e);
+            experiment_id
+        }
+        None => {
+            return Err(Rejected::invalid(
+                "spec.experiment",
+                format!("experiment '{}' does not exist (set create_experiment to create it)", spec.experiment),
+            ));
+        }
+    };
+    let reason = "waiting for placement".to_string();
+    let training = Training {
+        meta: Meta {
+            id: id.clone(),
+            project: project.clone(),
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            tags: spec.tags.clone(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            request_id,
+        },
+        experiment_id,
+        status: TrainingStatus::CreateRequested,
+        status_reason: reason.clone(),
+        history: vec![StatusChange { status: TrainingStatus::CreateRequested, at_ms: now_ms, reason: String::new() }],
+        workload_id: id.clone(),
+        started_at_ms: None,
+        ended_at_ms: None,
+        spec,
+    };
+    let name = training.meta.name.clone();
+    state.workloads.insert(
+        id,
+        Workload {
+            owner: WorkloadOwner::Training { project: project.clone(), name: name.clone() },
+            demand,
+            image: image_ref,
+            placement: None,
+            pending_reason: reason,
+            created_index: index,
+        },
+    );
+    state.projects.entry(project.clone()).or_default().trainings.insert(name.clone(), training);
+    training_applied(state, &project, &name)
+}
+
+fn stop_training(state: &mut State, project: &str, name: &str, now_ms: u64) -> Outcome {
+    let placed = {
+        let t = state.training(project, name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
+        if t.status.is_terminal() {
+            return Err(Rejected::precondition(format!("training '{name}' has already ended ({})", t.status)));
+        }
+        if t.status == TrainingStatus::StopInProgress {
+            return training_applied(state, project, name);
+        }
+        state.workloads.get(&t.workload_id).is_some_and(|w| w.placement.is_some())
+    };
+    let t = training_mut(state, project, name)?;
+    transition(t, TrainingStatus::StopInProgress, "stop requested".into(), now_ms);
+    if !placed {
+        // Nothing runs anywhere: the stop is complete at once.
+        transition(t, TrainingStatus::Stopped, "stopped before it was placed".into(), now_ms);
+        let workload_id = t.workload_id.clone();
+        state.workloads.remove(&workload_id);
+    }
+    training_applied(state, project, name)
+}
+
+fn place(state: &mut State, workload_id: &str, placement: gantry_domain::Placement, now_ms: u64) -> Outcome {
+    let w = state.workloads.get(workload_id).ok_or_else(|| Rejected::not_found(format!("workload '{workload_id}'")))?;
+    if w.placement.is_some() {
+        return Err(Rejected::precondition(format!("workload '{workload_id}' is already placed")));
+    }
+    let nodes = state.node_snapshots();
+    gantry_placement::check_fit(&nodes, &w.demand, &placement)
+        .map_err(|e| Rejected::precondition(format!("placement no longer fits: {e}")))?;
+    let WorkloadOwner::Training { project, name } = w.owner.clone();
+    let t = training_mut(state, &project, &name)?;
+    if t.status != TrainingStatus::CreateRequested {
+        return Err(Rejected::precondition(format!("training '{name}' is {}, not waiting for placement", t.status)));
+    }
+    transition(t, TrainingStatus::CreateInProgress, String::new(), now_ms);
+    if let Some(w) = state.workloads.get_mut(workload_id) {
+        w.placement = Some(placement);
+        w.pending_reason.clear();
+    }
+    training_applied(state, &project, &name)
+}
+
+fn training_mut<'a>(state: &'a mut State, project: &str, name: &str) -> Result<&'a mut Training, Rejected> {
+    state
+        .projects
+        .get_mut(project)
+        .and_then(|p: &mut Project| p.trainings.get_mut(name))
+        .ok_or_else(|| Rejected::not_found(format!("training '{name}'")))
+}
+
+/// Records a status change with its time and reason, and the run's start/end times.
+fn transition(t: &mut Training, status: TrainingStatus, reason: String, now_ms: u64) {
+    t.status = status;
+    t.status_reason = reason.clone();
+    t.meta.updated_at_ms = now_ms;
+    t.history.push(StatusChange { status, at_ms: now_ms, reason });
+    if status == TrainingStatus::Running && t.started_at_ms.is_none() {
+        t.started_at_ms = Some(now_ms);
+    }
+    if status.is_terminal() && t.ended_at_ms.is_none() {
+        t.ended_at_ms = Some(now_ms);
+    }
+}
+
+fn training_applied(state: &State, project: &str, name: &str) -> Outcome {
+    let training = state.training(project, name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
+    let placement = state.workloads.get(&training.workload_id).and_then(|w| w.placement.clone());
+    Ok(Applied::Training { training: training.clone(), placement })
+}

@@ -1,0 +1,62 @@
+//! Commands: the only way replicated state changes. Each is one Raft log entry.
+//!
+//! Commands are a versioned enum so that a log written by an older scheduler still
+//! replays after an upgrade: new variants go into the newest version, old versions are
+//! never changed, only translated on apply. Everything a command's effect depends on
+//! (ids, times) is inside it, so every replica applies it identically.
+
+use gantry_domain::{ExperimentSpec, Image, InstanceType, NodeInventory, NodeStatus, Placement, TrainingSpec, TrainingStatus};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    V1(CommandV1),
+}
+
+impl From<CommandV1> for Command {
+    fn from(c: CommandV1) -> Self {
+        Command::V1(c)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CommandV1 {
+    /// Create or replace an instance type.
+    PutInstanceType { instance_type: InstanceType },
+    /// Remove an instance type. Workloads already created keep their copied shape.
+    DeleteInstanceType { name: String },
+    /// Create or replace an image.
+    PutImage { image: Image },
+    DeleteImage { name: String },
+    /// An agent joined (or re-joined with a new inventory). Node id = hostname.
+    RegisterNode { hostname: String, address: String, inventory: NodeInventory, now_ms: u64 },
+    SetNodeStatus { node_id: String, status: NodeStatus, now_ms: u64 },
+    /// Precondition: `spec` passed `ExperimentSpec::validate`.
+    CreateExperiment { project: String, id: String, request_id: String, spec: ExperimentSpec, now_ms: u64 },
+    /// Fails while the experiment has trainings.
+    DeleteExperiment { project: String, name: String },
+    /// Precondition: `spec` passed `TrainingSpec::validate`. `experiment_id` is used only
+    /// when the experiment is created inline (`spec.create_experiment`).
+    CreateTraining {
+        project: String,
+        id: String,
+        experiment_id: String,
+        request_id: String,
+        spec: TrainingSpec,
+        now_ms: u64,
+    },
+    StopTraining { project: String, name: String, now_ms: u64 },
+    /// Fails unless the training has ended.
+    DeleteTraining { project: String, name: String },
+    /// The leader's placement decision. Re-checked against current free resources on
+    /// apply, so a decision made on stale data (e.g. by a deposed leader) can never
+    /// double-book a GPU: it is rejected instead.
+    Place { workload_id: String, placement: Placement, now_ms: u64 },
+    /// Why pending workloads cannot be placed right now (only changed reasons are sent).
+    SetPendingReasons { reasons: Vec<(String, String)>, now_ms: u64 },
+    /// A status reported by the runtime (agents) or a controller.
+    SetTrainingStatus { project: String, name: String, status: TrainingStatus, reason: String, now_ms: u64 },
+    /// No-op used to measure replicated write throughput.
+    Noop,
+}

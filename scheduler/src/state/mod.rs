@@ -1,0 +1,111 @@
+//! The replicated state machine: cluster catalogs, nodes, project resources and the
+//! workloads placement works on.
+//!
+//! ```text
+//!   raft log ──entry──▶ apply(&mut State, index, Command) ──▶ Outcome (Applied | Rejected)
+//!                              (pure: no clock, no I/O)
+//! ```
+//!
+//! Every replica applies the same entries in the same order and so holds the same
+//! `State`; snapshots are this struct serialized.
+
+mod apply;
+mod command;
+mod outcome;
+mod workload;
+
+use std::collections::BTreeMap;
+
+use gantry_domain::{Experiment, Image, InstanceType, Node, NodeStatus, Resources, Training};
+use gantry_placement::{FreeGpu, NodeSnapshot};
+use serde::{Deserialize, Serialize};
+
+pub use apply::apply;
+pub use command::{Command, CommandV1};
+pub use outcome::{Applied, Outcome, Rejected};
+pub use workload::{Workload, WorkloadOwner};
+
+/// One project's (appkey's) resources, keyed by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub experiments: BTreeMap<String, Experiment>,
+    pub trainings: BTreeMap<String, Training>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub instance_types: BTreeMap<String, InstanceType>,
+    pub images: BTreeMap<String, Image>,
+    /// By node id.
+    pub nodes: BTreeMap<String, Node>,
+    pub projects: BTreeMap<String, Project>,
+    /// Workloads that want or hold node resources, by id. Removed when their owner ends.
+    pub workloads: BTreeMap<String, Workload>,
+    /// Index of the last applied log entry.
+    pub applied_index: u64,
+}
+
+impl State {
+    pub fn project(&self, project: &str) -> Option<&Project> {
+        self.projects.get(project)
+    }
+
+    pub fn training(&self, project: &str, name: &str) -> Option<&Training> {
+        self.projects.get(project)?.trainings.get(name)
+    }
+
+    pub fn experiment(&self, project: &str, name: &str) -> Option<&Experiment> {
+        self.projects.get(project)?.experiments.get(name)
+    }
+
+    pub fn trainings_of_experiment<'a>(&'a self, project: &str, experiment_id: &'a str) -> impl Iterator<Item = &'a Training> + 'a {
+        self.projects
+            .get(project)
+            .into_iter()
+            .flat_map(|p| p.trainings.values())
+            .filter(move |t| t.experiment_id == experiment_id)
+    }
+
+    /// Resources and GPU uuids held on `node_id` by placed workloads.
+    pub fn allocated_on(&self, node_id: &str) -> (Resources, Vec<String>) {
+        let mut total = Resources::ZERO;
+        let mut gpus = Vec::new();
+        for w in self.workloads.values() {
+            for a in w.placement.iter().flat_map(|p| &p.assignments).filter(|a| a.node_id == node_id) {
+                total = total.add(&w.demand.per_container);
+                gpus.extend(a.gpu_uuids.iter().cloned());
+            }
+        }
+        (total, gpus)
+    }
+
+    /// What placement sees: every READY node with what is still free on it.
+    pub fn node_snapshots(&self) -> Vec<NodeSnapshot> {
+        let mut allocated: BTreeMap<&str, (Resources, Vec<&str>)> = BTreeMap::new();
+        for w in self.workloads.values() {
+            for a in w.placement.iter().flat_map(|p| &p.assignments) {
+                let entry = allocated.entry(a.node_id.as_str()).or_default();
+                entry.0 = entry.0.add(&w.demand.per_container);
+                entry.1.extend(a.gpu_uuids.iter().map(String::as_str));
+            }
+        }
+        self.nodes
+            .values()
+            .filter(|n| n.status == NodeStatus::Ready)
+            .map(|n| {
+                let capacity = n.inventory.capacity();
+                let (used, used_gpus) = allocated.remove(n.id.as_str()).unwrap_or_default();
+                let free_gpus: Vec<FreeGpu> = n
+                    .inventory
+                    .gpus
+                    .iter()
+                    .filter(|g| !used_gpus.contains(&g.uuid.as_str()))
+                    .map(|g| FreeGpu { uuid: g.uuid.clone(), model: g.model.clone() })
+                    .collect();
+                let mut free = capacity.saturating_sub(&used);
+                free.gpus = free_gpus.len() as u32;
+                NodeSnapshot { id: n.id.clone(), free, capacity, free_gpus }
+            })
+            .collect()
+    }
+}
