@@ -14,6 +14,9 @@ mod command;
 mod outcome;
 mod workload;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 
 use gantry_domain::{Experiment, Image, InstanceType, Node, NodeStatus, Resources, Training};

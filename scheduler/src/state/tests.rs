@@ -1,0 +1,209 @@
+//! Properties of `apply`: replaying a log gives the same state, a snapshot taken at any
+//! point and replayed from gives the same state, and rejections change nothing.
+
+use gantry_domain::*;
+use proptest::prelude::*;
+
+use super::{apply, Command, CommandV1, State};
+
+fn spec(name: &str, experiment: &str, instance_type: &str, image: &str, count: u32) -> TrainingSpec {
+    TrainingSpec {
+        name: name.into(),
+        description: String::new(),
+        tags: vec![],
+        experiment: experiment.into(),
+        create_experiment: true,
+        algorithm: Algorithm::Own { path: StoragePath::File { path: "/a".into() }, entry_point: "train.py".into() },
+        hyperparameters: vec![Hyperparameter { key: "lr".into(), value: "0.1".into() }],
+        image: image.into(),
+        instance_type: instance_type.into(),
+        instance_count: count,
+        nproc_per_node: 1,
+        use_torchrun: false,
+        datasets: vec![],
+        checkpoint_input_path: None,
+        output_path: StoragePath::File { path: "/o".into() },
+        checkpoint_output_path: None,
+        data_storage_size_gb: 0,
+        timeout_minutes: 10,
+        use_log: true,
+    }
+}
+
+/// A random but meaningful command: names come from small pools so creates collide,
+/// deletes hit existing records and placements sometimes fit.
+fn command() -> impl Strategy<Value = CommandV1> {
+    let name = prop::sample::select(vec!["a", "b", "c", "d"]);
+    let project = prop::sample::select(vec!["p1", "p2"]);
+    prop_oneof![
+        (1u64..16, 0u32..3).prop_map(|(cpus, gpus)| CommandV1::PutInstanceType {
+            instance_type: InstanceType {
+                name: format!("it{gpus}"),
+                cpu_millis: cpus * 1000,
+                memory_mib: 1024,
+                gpu_count: gpus,
+                gpu_model: (gpus > 0).then(|| "A100-80GB".to_string()),
+            },
+        }),
+        prop::bool::ANY.prop_map(|gpu| CommandV1::PutImage {
+            image: Image {
+                name: if gpu { "gpu".into() } else { "cpu".into() },
+                reference: "img".into(),
+                core_type: if gpu { ImageCoreType::Gpu } else { ImageCoreType::Cpu },
+                framework: Framework::Python,
+                framework_version: String::new(),
+                python_version: "3.11".into(),
+            },
+        }),
+        (0u32..3, 0usize..4).prop_map(|(n, gpus)| CommandV1::RegisterNode {
+            hostname: format!("node{n}"),
+            address: String::new(),
+            inventory: NodeInventory {
+                cpu_millis: 8000,
+                memory_mib: 8192,
+                disk_mib: 0,
+                gpus: (0..gpus).map(|g| Gpu { uuid: format!("GPU-{n}-{g}"), model: "A100-80GB".into(), memory_mib: 1 }).collect(),
+            },
+            now_ms: 1,
+        }),
+        (project.clone(), name.clone(), name.clone(), 0u32..3, prop::bool::ANY, 1u32..3).prop_map(
+            |(p, n, e, gpus, gpu_img, count)| CommandV1::CreateTraining {
+                project: p.into(),
+                id: format!("trn-{p}-{n}"),
+                experiment_id: format!("exp-{p}-{e}"),
+                request_id: format!("req-{n}"),
+                spec: spec(n, e, &format!("it{gpus}"), if gpu_img { "gpu" } else { "cpu" }, count),
+                now_ms: 2,
+            }
+        ),
+        (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::StopTraining { project: p.into(), name: n.into(), now_ms: 3 }),
+        (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::DeleteTraining { project: p.into(), name: n.into() }),
+        (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::DeleteExperiment { project: p.into(), name: n.into() }),
+        (project, name, 0u32..3, prop::collection::vec(0usize..4, 0..3)).prop_map(|(p, n, node, gpus)| CommandV1::Place {
+            workload_id: format!("trn-{p}-{n}"),
+            placement: Placement {
+                assignments: vec![Assignment {
+                    node_id: format!("node{node}"),
+                    gpu_uuids: gpus.iter().map(|g| format!("GPU-{node}-{g}")).collect(),
+                }],
+            },
+            now_ms: 4,
+        }),
+    ]
+}
+
+fn replay(commands: &[CommandV1]) -> (State, Vec<String>) {
+    let mut state = State::default();
+    let outcomes = commands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{:?}", apply(&mut state, i as u64 + 1, Command::V1(c.clone()))))
+        .collect();
+    (state, outcomes)
+}
+
+proptest! {
+    #[test]
+    fn replaying_a_log_gives_the_same_state(commands in prop::collection::vec(command(), 1..80)) {
+        let (a, outcomes_a) = replay(&commands);
+        let (b, outcomes_b) = replay(&commands);
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(outcomes_a, outcomes_b);
+    }
+
+    #[test]
+    fn a_snapshot_at_any_point_round_trips(commands in prop::collection::vec(command(), 1..80), cut in 0usize..80) {
+        let cut = cut.min(commands.len());
+        let (full, _) = replay(&commands);
+        let (prefix, _) = replay(&commands[..cut]);
+        let bytes = serde_json::to_vec(&prefix).unwrap();
+        let mut restored: State = serde_json::from_slice(&bytes).unwrap();
+        prop_assert_eq!(&restored, &prefix);
+        for (i, c) in commands.iter().enumerate().skip(cut) {
+            let _ = apply(&mut restored, i as u64 + 1, Command::V1(c.clone()));
+        }
+        prop_assert_eq!(restored, full);
+    }
+
+    #[test]
+    fn rejections_change_nothing_but_the_applied_index(commands in prop::collection::vec(command(), 1..60)) {
+        let mut state = State::default();
+        for (i, c) in commands.iter().enumerate() {
+            let before = state.clone();
+            if apply(&mut state, i as u64 + 1, Command::V1(c.clone())).is_err() {
+                let mut expected = before;
+                expected.applied_index = i as u64 + 1;
+                prop_assert_eq!(&state, &expected, "command {:?}", c);
+            }
+        }
+    }
+
+    #[test]
+    fn committed_placements_never_overcommit(commands in prop::collection::vec(command(), 1..80)) {
+        let (state, _) = replay(&commands);
+        for node in state.nodes.values() {
+            let (used, gpus) = state.allocated_on(&node.id);
+            prop_assert!(used.cpu_millis <= node.inventory.cpu_millis);
+            prop_assert!(used.memory_mib <= node.inventory.memory_mib);
+            let mut unique = gpus.clone();
+            unique.sort();
+            unique.dedup();
+            prop_assert_eq!(unique.len(), gpus.len(), "a GPU is double-booked on {}", node.id);
+            prop_assert!(gpus.iter().all(|g| node.inventory.gpus.iter().any(|ng| &ng.uuid == g)));
+        }
+    }
+}
+
+#[test]
+fn create_is_idempotent_per_request_id_and_rejects_other_duplicates() {
+    let mut state = State::default();
+    let it = CommandV1::PutInstanceType {
+        instance_type: InstanceType { name: "it0".into(), cpu_millis: 1000, memory_mib: 1024, gpu_count: 0, gpu_model: None },
+    };
+    let img = CommandV1::PutImage {
+        image: Image {
+            name: "cpu".into(),
+            reference: "r".into(),
+            core_type: ImageCoreType::Cpu,
+            framework: Framework::Python,
+            framework_version: String::new(),
+            python_version: "3.11".into(),
+        },
+    };
+    apply(&mut state, 1, it.into()).unwrap();
+    apply(&mut state, 2, img.into()).unwrap();
+    let create = |req: &str| CommandV1::CreateTraining {
+        project: "p".into(),
+        id: format!("trn-{req}"),
+        experiment_id: "exp-1".into(),
+        request_id: req.into(),
+        spec: spec("t", "e", "it0", "cpu", 1),
+        now_ms: 5,
+    };
+    let first = apply(&mut state, 3, create("r1").into()).unwrap();
+    let retry = apply(&mut state, 4, create("r1").into()).unwrap();
+    assert_eq!(first, retry);
+    assert!(matches!(apply(&mut state, 5, create("r2").into()), Err(super::Rejected::AlreadyExists { .. })));
+    assert_eq!(state.projects["p"].trainings.len(), 1);
+    assert_eq!(state.workloads.len(), 1);
+}
+
+#[test]
+fn an_experiment_with_trainings_cannot_be_deleted() {
+    let mut state = State::default();
+    apply(&mut state, 1, CommandV1::PutInstanceType {
+        instance_type: InstanceType { name: "it0".into(), cpu_millis: 1000, memory_mib: 1024, gpu_count: 0, gpu_model: None },
+    }.into()).unwrap();
+    apply(&mut state, 2, CommandV1::PutImage {
+        image: Image { name: "cpu".into(), reference: "r".into(), core_type: ImageCoreType::Cpu, framework: Framework::Python, framework_version: String::new(), python_version: "3".into() },
+    }.into()).unwrap();
+    apply(&mut state, 3, CommandV1::CreateTraining {
+        project: "p".into(), id: "t1".into(), experiment_id: "e1".into(), request_id: String::new(), spec: spec("t", "e", "it0", "cpu", 1), now_ms: 1,
+    }.into()).unwrap();
+    let err = apply(&mut state, 4, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap_err();
+    assert!(matches!(err, super::Rejected::FailedPrecondition { .. }));
+    apply(&mut state, 5, CommandV1::StopTraining { project: "p".into(), name: "t".into(), now_ms: 2 }.into()).unwrap();
+    assert_eq!(state.training("p", "t").unwrap().status, TrainingStatus::Stopped);
+    apply(&mut state, 6, CommandV1::DeleteTraining { project: "p".into(), name: "t".into() }.into()).unwrap();
+    apply(&mut state, 7, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap();
+}
