@@ -61,6 +61,7 @@ impl InstanceType {
 
 /// Whether an image is built for CPU or GPU instance types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ImageCoreType {
     Cpu,
     Gpu,
@@ -85,6 +86,7 @@ impl ImageCoreType {
 
 /// The framework preinstalled in an image (the guide's three).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Framework {
     Tensorflow,
     Pytorch,

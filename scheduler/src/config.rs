@@ -346,6 +346,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/scheduler-single.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.catalog.instance_types[0].gpu_model.as_deref(), Some("A100-80GB"));
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
         let mut c = Config::default();
         c.peers.push(PeerConfig { id: 1, url: "https://x:1".into() });
