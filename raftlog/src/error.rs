@@ -19,6 +19,10 @@ pub enum Error {
         detail: String,
     },
 
+    /// an earlier write failed, so the file's state is unknown; reopen the store
+    #[error("an earlier raft log write failed; the store must be reopened")]
+    Failed,
+
     /// a message could not be encoded for writing (rust-protobuf only fails this for
     /// proto2 messages missing required fields, which raft's proto3 messages cannot be)
     #[error("could not encode {what}: {detail}")]

@@ -2,19 +2,25 @@
 //! snapshot, in a single [redb] file, behind `raft::Storage`.
 //!
 //! ```text
-//!   ready loop ── persist(LogWrite) ────────┐   save_snapshot(index, conf, data)
-//!                                           ▼            │
-//!                      plan (checked against the mirror) ◄┘
-//!                                           │
-//!                      one redb write transaction, fsync (Durability::Immediate)
-//!                                           │
-//!                      apply the plan to the in-memory mirror
-//!                                           │
+//!   ready loop ── persist(LogWrite) ─┐      stage(LogWrite)        save_snapshot(..)
+//!                                    ▼            │                        │
+//!              plan, checked against the mirror ◄─┴────────────────────────┘
+//!                    │                            │
+//!                    │                   apply to the mirror now,
+//!                    │                   queue the plan ── sync() (writer thread) ─┐
+//!                    ▼                                                            ▼
+//!              one redb write transaction per call (queued plans first), fsynced
+//!                    │
+//!              persist / save_snapshot: apply to the mirror after the fsync
+//!
 //!   RawNode ── raft::Storage (entries, term, first/last index, snapshot) ── reads mirror
 //! ```
 //!
-//! Raft's hot path reads only memory; a write becomes visible only after it is durable.
-//! [`LogWrite::merge`] combines the writes of consecutive `Ready`s into one transaction.
+//! Raft's hot path reads only memory. [`RaftLog::persist`] and [`RaftLog::save_snapshot`]
+//! show a write only once it is durable; [`RaftLog::stage`] shows it at once and
+//! [`RaftLog::sync`] makes everything staged durable with one fsync, which is how a ready
+//! loop pipelines and batches its writes (see [`RaftLog`] for why raft needs that).
+//! [`LogWrite::merge`] combines the writes of consecutive `Ready`s into one.
 //!
 //! # Semantics
 //!
@@ -36,7 +42,8 @@
 //! | `meta`     | `"snapshot_meta"`     | `eraftpb::SnapshotMetadata`, protobuf (absent: index 0) |
 //! | `snapshot` | `"data"`              | the latest snapshot's application bytes, as given |
 //!
-//! Every change is one write transaction, so a crash leaves either all of it or none.
+//! Each `persist`, `save_snapshot` and `sync` is one write transaction, so a crash leaves
+//! either all of it or none.
 //! Values that do not decode are reported as [`Error::Corrupt`], never a panic.
 
 mod error;

@@ -1,7 +1,8 @@
-//! `RaftLog`: the cloneable handle, its constructor and its durable writes.
+//! `RaftLog`: the cloneable handle, its constructor and its writes.
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use raft::eraftpb::{ConfState, HardState, Snapshot};
@@ -16,23 +17,39 @@ use crate::write::LogWrite;
 /// A Raft node's log, hard state, membership and latest snapshot, stored in one redb file.
 ///
 /// Cheap to clone; all clones share one store. Reads (the `raft::Storage` methods and the
-/// accessors) are served from memory. Writes return only once they are fsynced, and only
-/// then become visible to reads.
+/// accessors) are served from memory. There are two ways to write, to be used in the
+/// matching form of the ready loop:
 ///
-/// After a write fails with [`Error::Storage`] the on-disk state is unknown: drop every
-/// clone and [`RaftLog::open`] the file again (raft itself treats storage errors as fatal).
+/// - [`RaftLog::persist`]: durable, then visible. For a loop that persists each `Ready`
+///   before calling `advance_append_async` (or `advance_append`).
+/// - [`RaftLog::stage`] then [`RaftLog::sync`]: visible at once, durable at the next sync.
+///   For a loop that hands the fsync to another thread: raft requires a `Ready`'s entries
+///   to be readable from storage as soon as `advance_append_async` is called (otherwise it
+///   reuses their indexes for new proposals), but only reports them persisted, commits
+///   them and acknowledges them once told so through `on_persist_ready`.
+///
+/// Writes reach the file in the order they were made, whichever method made them. After a
+/// write fails with [`Error::Storage`] the file's state is unknown: every later write
+/// returns [`Error::Failed`]; drop every clone and [`RaftLog::open`] the file again (raft
+/// itself treats storage errors as fatal).
 #[derive(Clone)]
 pub struct RaftLog {
     inner: Arc<Inner>,
 }
 
+// Lock order: db, then staged, then mirror.
 struct Inner {
-    // Writers hold this lock from planning through commit to updating the mirror, so the
-    // mirror cannot change between a plan being checked and being applied. Raft's reads
-    // never take it, so an fsync in progress does not block them.
+    // Held across every commit, so plans reach the file in the order they were made.
+    // Raft's reads never take it, so an fsync in progress does not block them.
     db: Mutex<Database>,
+    // Plans already applied to the mirror but not yet committed, oldest first. Held from
+    // planning to applying, so the queue's order is the mirror's order. std Mutex, like the
+    // others: never held across an await.
+    staged: Mutex<Vec<Plan>>,
     // std RwLock: held only to copy or splice in-memory data, never across I/O or an await.
     mirror: RwLock<Mirror>,
+    // A commit failed: later plans build on the lost ones, so none may be committed.
+    failed: AtomicBool,
 }
 
 impl RaftLog {
@@ -71,7 +88,9 @@ impl RaftLog {
         Ok(RaftLog {
             inner: Arc::new(Inner {
                 db: Mutex::new(db),
+                staged: Mutex::new(Vec::new()),
                 mirror: RwLock::new(mirror),
+                failed: AtomicBool::new(false),
             }),
         })
     }
@@ -79,15 +98,44 @@ impl RaftLog {
     /// Makes `write` durable in one transaction, then visible to raft; see [`LogWrite`] for
     /// what each part does.
     ///
-    /// In the async-ready protocol call this before `RawNode::advance_append_async` (raft
-    /// reads the entries back from storage from then on) and then `on_persist_ready`.
-    /// Rejects entries that leave a hole ([`Error::Gap`]) and a snapshot older than the
-    /// log's first index ([`Error::SnapshotOutOfDate`]) without changing anything.
+    /// Call it before `RawNode::advance_append_async` (raft reads the entries back from
+    /// storage from then on), then `on_persist_ready`. Any staged writes are committed
+    /// first, in the same transaction. Rejects entries that leave a hole ([`Error::Gap`])
+    /// and a snapshot older than the log's first index ([`Error::SnapshotOutOfDate`])
+    /// without changing anything.
     pub fn persist(&self, write: &LogWrite) -> Result<(), Error> {
         if write.is_empty() {
             return Ok(());
         }
         self.commit(|mirror| mirror.plan_persist(write))
+    }
+
+    /// Makes `write` visible to raft now and queues it for the next [`RaftLog::sync`]; it is
+    /// checked as [`RaftLog::persist`] checks it. Call it before
+    /// `RawNode::advance_append_async`, and report the `Ready` persisted only after a
+    /// `sync` that started after this call returned. A crash before that sync loses it.
+    pub fn stage(&self, write: &LogWrite) -> Result<(), Error> {
+        if write.is_empty() {
+            return Ok(());
+        }
+        self.check_not_failed()?;
+        let mut staged = self.lock_staged();
+        let plan = self.read().plan_persist(write)?;
+        staged.push(plan.clone());
+        self.write().apply(plan);
+        Ok(())
+    }
+
+    /// Makes every staged write durable in one transaction (one fsync), oldest first.
+    /// `stage` can go on while the fsync runs; what it stages waits for the next sync.
+    pub fn sync(&self) -> Result<(), Error> {
+        let db = self.lock_db();
+        self.check_not_failed()?;
+        let plans = std::mem::take(&mut *self.lock_staged());
+        if plans.is_empty() {
+            return Ok(());
+        }
+        self.commit_plans(&db, &plans)
     }
 
     /// Records `data`, the application's state with every entry up to `index` applied, as
@@ -103,13 +151,18 @@ impl RaftLog {
     /// On restart the application restores this snapshot and raft replays the committed
     /// entries after it; membership changes after `index` are replayed the same way, which
     /// is why the store's conf state only ever changes with a snapshot.
-    pub fn save_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<(), Error> {
+    pub fn save_snapshot(
+        &self,
+        index: u64,
+        conf_state: ConfState,
+        data: Vec<u8>,
+    ) -> Result<(), Error> {
         self.commit(|mirror| mirror.plan_save_snapshot(index, conf_state, data))?;
         debug!(index, "raft snapshot saved, log compacted");
         Ok(())
     }
 
-    /// The hard state as persisted.
+    /// The hard state, staged writes included.
     pub fn hard_state(&self) -> HardState {
         self.read().hard_state.clone()
     }
@@ -134,18 +187,45 @@ impl RaftLog {
         self.read().last_index()
     }
 
+    /// Plans against the mirror, commits (after anything staged), then shows the result.
     fn commit(&self, plan: impl FnOnce(&Mirror) -> Result<Plan, Error>) -> Result<(), Error> {
         let db = self.lock_db();
+        self.check_not_failed()?;
+        // Holding `staged` through the fsync stalls `stage`; acceptable, as callers of the
+        // synchronous writes wait for the disk anyway.
+        let mut staged = self.lock_staged();
         let plan = plan(&self.read())?;
-        tables::commit(&db, &plan)?;
-        self.write().apply(plan);
+        let mut plans = std::mem::take(&mut *staged);
+        plans.push(plan);
+        self.commit_plans(&db, &plans)?;
+        if let Some(plan) = plans.pop() {
+            self.write().apply(plan);
+        }
         Ok(())
     }
 
-    // Poisoning is ignored on both locks: a panic elsewhere while holding them cannot leave
+    fn commit_plans(&self, db: &Database, plans: &[Plan]) -> Result<(), Error> {
+        let result = tables::commit(db, plans);
+        if result.is_err() {
+            self.inner.failed.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn check_not_failed(&self) -> Result<(), Error> {
+        if self.inner.failed.load(Ordering::SeqCst) {
+            return Err(Error::Failed);
+        }
+        Ok(())
+    }
+
+    // Poisoning is ignored on all locks: a panic elsewhere while holding them cannot leave
     // the mirror half-changed, because `Mirror::apply` only moves already-validated data.
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Mirror> {
-        self.inner.mirror.read().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .mirror
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Mirror> {
@@ -158,15 +238,25 @@ impl RaftLog {
     fn lock_db(&self) -> MutexGuard<'_, Database> {
         self.inner.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn lock_staged(&self) -> MutexGuard<'_, Vec<Plan>> {
+        self.inner
+            .staged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl fmt::Debug for RaftLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Lock order: staged before mirror.
+        let staged = self.lock_staged().len();
         let mirror = self.read();
         f.debug_struct("RaftLog")
             .field("snapshot_index", &mirror.snapshot_index())
             .field("last_index", &mirror.last_index())
             .field("hard_state", &mirror.hard_state)
+            .field("staged", &staged)
             .finish_non_exhaustive()
     }
 }

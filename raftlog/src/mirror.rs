@@ -27,7 +27,7 @@ pub(crate) struct Mirror {
 
 /// One atomic change, in the order it is applied: drop, truncate, append, then the
 /// replaced values.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Plan {
     /// Drop every entry with index <= this (covered by `snapshot`).
     pub drop_through: Option<u64>,

@@ -75,7 +75,12 @@ impl Storage for RaftLog {
         let mirror = self.read();
         let index = mirror.snapshot_index();
         if index == 0 || index < request_index {
-            debug!(to, request_index, snapshot_index = index, "no snapshot to send yet");
+            debug!(
+                to,
+                request_index,
+                snapshot_index = index,
+                "no snapshot to send yet"
+            );
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));

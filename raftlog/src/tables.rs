@@ -9,9 +9,7 @@ use std::path::Path;
 
 use protobuf::Message;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 use crate::error::Error;
 use crate::mirror::{Mirror, Plan};
@@ -87,44 +85,42 @@ pub(crate) fn load(db: &Database) -> Result<Option<Mirror>, Error> {
 
 /// Makes a fresh store: creates the tables and records the initial membership.
 pub(crate) fn initialise(db: &Database, conf_state: &ConfState) -> Result<(), Error> {
-    commit(
-        db,
-        &Plan {
-            conf_state: Some(conf_state.clone()),
-            ..Plan::default()
-        },
-    )
+    let plan = Plan {
+        conf_state: Some(conf_state.clone()),
+        ..Plan::default()
+    };
+    commit(db, std::slice::from_ref(&plan))
 }
 
-/// Writes `plan` in one write transaction, fsynced before this returns.
-pub(crate) fn commit(db: &Database, plan: &Plan) -> Result<(), Error> {
+/// Writes `plans`, in order, in one write transaction, fsynced before this returns.
+pub(crate) fn commit(db: &Database, plans: &[Plan]) -> Result<(), Error> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     {
         let mut entries = txn.open_table(ENTRIES)?;
-        if let Some(through) = plan.drop_through {
-            entries.retain_in::<u64, _>(..=through, |_, _| false)?;
-        }
-        if let Some(from) = plan.truncate_from {
-            entries.retain_in::<u64, _>(from.., |_, _| false)?;
-        }
-        for entry in &plan.append {
-            entries.insert(entry.index, encode("entry", entry)?.as_slice())?;
-        }
-
         let mut meta = txn.open_table(META)?;
-        if let Some(hard_state) = &plan.hard_state {
-            meta.insert(HARD_STATE, encode(HARD_STATE, hard_state)?.as_slice())?;
-        }
-        if let Some(conf_state) = &plan.conf_state {
-            meta.insert(CONF_STATE, encode(CONF_STATE, conf_state)?.as_slice())?;
-        }
-
         let mut data = txn.open_table(SNAPSHOT)?;
-        if let Some(snapshot) = &plan.snapshot {
-            let snapshot_meta = encode(SNAPSHOT_META, snapshot.get_metadata())?;
-            meta.insert(SNAPSHOT_META, snapshot_meta.as_slice())?;
-            data.insert(SNAPSHOT_DATA, snapshot.get_data())?;
+        for plan in plans {
+            if let Some(through) = plan.drop_through {
+                entries.retain_in::<u64, _>(..=through, |_, _| false)?;
+            }
+            if let Some(from) = plan.truncate_from {
+                entries.retain_in::<u64, _>(from.., |_, _| false)?;
+            }
+            for entry in &plan.append {
+                entries.insert(entry.index, encode("entry", entry)?.as_slice())?;
+            }
+            if let Some(hard_state) = &plan.hard_state {
+                meta.insert(HARD_STATE, encode(HARD_STATE, hard_state)?.as_slice())?;
+            }
+            if let Some(conf_state) = &plan.conf_state {
+                meta.insert(CONF_STATE, encode(CONF_STATE, conf_state)?.as_slice())?;
+            }
+            if let Some(snapshot) = &plan.snapshot {
+                let snapshot_meta = encode(SNAPSHOT_META, snapshot.get_metadata())?;
+                meta.insert(SNAPSHOT_META, snapshot_meta.as_slice())?;
+                data.insert(SNAPSHOT_DATA, snapshot.get_data())?;
+            }
         }
     }
     txn.commit()?;

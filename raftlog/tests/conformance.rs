@@ -59,6 +59,59 @@ impl Subject for RaftLog {
     }
 }
 
+/// `RaftLog` written through `stage` and never synced: reads must not tell the difference.
+struct Staged(RaftLog);
+
+impl Storage for Staged {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        self.0.initial_state()
+    }
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.0.entries(low, high, max_size, context)
+    }
+    fn term(&self, index: u64) -> raft::Result<u64> {
+        self.0.term(index)
+    }
+    fn first_index(&self) -> raft::Result<u64> {
+        Storage::first_index(&self.0)
+    }
+    fn last_index(&self) -> raft::Result<u64> {
+        Storage::last_index(&self.0)
+    }
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        self.0.snapshot(request_index, to)
+    }
+}
+
+impl Subject for Staged {
+    fn append(&self, entries: Vec<Entry>) {
+        self.0.stage(&append(entries)).expect("stage entries");
+    }
+    fn set_hard_state(&self, hard_state: HardState) {
+        let write = LogWrite {
+            hard_state: Some(hard_state),
+            ..LogWrite::default()
+        };
+        self.0.stage(&write).expect("stage hard state");
+    }
+    fn apply_snapshot(&self, snapshot: Snapshot) -> raft::Result<()> {
+        let write = LogWrite {
+            snapshot: Some(snapshot),
+            ..LogWrite::default()
+        };
+        Ok(self.0.stage(&write)?)
+    }
+    fn compact_to(&self, first_index: u64) {
+        self.0.compact_to(first_index);
+    }
+}
+
 fn mem(voters: &[u64]) -> (MemStorage, Option<TempDir>) {
     (MemStorage::new_with_conf_state(conf_state(voters)), None)
 }
@@ -68,9 +121,19 @@ fn redb(voters: &[u64]) -> (RaftLog, Option<TempDir>) {
     (log, Some(dir))
 }
 
+fn staged(voters: &[u64]) -> (Staged, Option<TempDir>) {
+    let (log, dir) = redb(voters);
+    (Staged(log), dir)
+}
+
 type New<S> = fn(&[u64]) -> (S, Option<TempDir>);
 
-fn get<S: Storage>(store: &S, low: u64, high: u64, max_size: Option<u64>) -> raft::Result<Vec<Entry>> {
+fn get<S: Storage>(
+    store: &S,
+    low: u64,
+    high: u64,
+    max_size: Option<u64>,
+) -> raft::Result<Vec<Entry>> {
     store.entries(low, high, max_size, GetEntriesContext::empty(false))
 }
 
@@ -96,7 +159,13 @@ fn starts_with_configured_voters<S: Subject>(new: New<S>) {
 
 fn appended_entries_are_readable<S: Subject>(new: New<S>) {
     let (store, _dir) = new(&[1]);
-    let log = [entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2), entry(5, 3)];
+    let log = [
+        entry(1, 1),
+        entry(2, 1),
+        entry(3, 2),
+        entry(4, 2),
+        entry(5, 3),
+    ];
     store.append(log[..3].to_vec());
     store.append(log[3..].to_vec());
 
@@ -119,7 +188,10 @@ fn max_size_limits_but_returns_at_least_one<S: Subject>(new: New<S>) {
     assert_eq!(get(&store, 1, 5, Some(0)), Ok(log[..1].to_vec()));
     let two = size(&log[0]) + size(&log[1]);
     assert_eq!(get(&store, 1, 5, Some(two)), Ok(log[..2].to_vec()));
-    assert_eq!(get(&store, 1, 5, Some(two + size(&log[2]) - 1)), Ok(log[..2].to_vec()));
+    assert_eq!(
+        get(&store, 1, 5, Some(two + size(&log[2]) - 1)),
+        Ok(log[..2].to_vec())
+    );
 }
 
 fn conflicting_suffix_is_replaced<S: Subject>(new: New<S>) {
@@ -175,7 +247,10 @@ fn snapshot_replaces_log_and_membership<S: Subject>(new: New<S>) {
 
     store.append(vec![entry(9, 2), entry(10, 3)]);
     assert_eq!(store.last_index(), Ok(10));
-    assert_eq!(get(&store, 9, 11, None), Ok(vec![entry(9, 2), entry(10, 3)]));
+    assert_eq!(
+        get(&store, 9, 11, None),
+        Ok(vec![entry(9, 2), entry(10, 3)])
+    );
 }
 
 fn stale_snapshot_is_rejected<S: Subject>(new: New<S>) {
@@ -205,6 +280,9 @@ macro_rules! conformance {
         }
         mod raft_log {
             $(#[test] fn $case() { super::$case(super::redb) })*
+        }
+        mod raft_log_staged {
+            $(#[test] fn $case() { super::$case(super::staged) })*
         }
     };
 }
@@ -257,7 +335,9 @@ mod redb_only {
         let TempLog { log, dir: _dir } = TempLog::new(&[1]);
         assert_eq!(
             log.snapshot(0, 2),
-            Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
         );
     }
 
@@ -273,7 +353,9 @@ mod redb_only {
         assert_eq!(log.snapshot(4, 2), Ok(sent));
         assert_eq!(
             log.snapshot(5, 2),
-            Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
         );
     }
 
@@ -301,13 +383,23 @@ mod redb_only {
         let err = log
             .save_snapshot(6, conf_state(&[1]), vec![])
             .expect_err("past the log");
-        assert!(matches!(err, gantry_raftlog::Error::Unavailable { index: 6, last_index: 5 }));
+        assert!(matches!(
+            err,
+            gantry_raftlog::Error::Unavailable {
+                index: 6,
+                last_index: 5
+            }
+        ));
 
-        log.save_snapshot(3, conf_state(&[1]), vec![]).expect("save");
+        log.save_snapshot(3, conf_state(&[1]), vec![])
+            .expect("save");
         let err = log
             .save_snapshot(2, conf_state(&[1]), vec![])
             .expect_err("older than the last");
-        assert!(matches!(err, gantry_raftlog::Error::SnapshotOutOfDate { index: 2, .. }));
+        assert!(matches!(
+            err,
+            gantry_raftlog::Error::SnapshotOutOfDate { index: 2, .. }
+        ));
     }
 
     #[test]
@@ -322,11 +414,19 @@ mod redb_only {
             snapshot: None,
         };
         let err = log.persist(&gap).expect_err("hole after the log");
-        assert!(matches!(err, gantry_raftlog::Error::Gap { index: 5, after: 3 }));
+        assert!(matches!(
+            err,
+            gantry_raftlog::Error::Gap { index: 5, after: 3 }
+        ));
 
         let not_consecutive = append(vec![entry(4, 1), entry(6, 1)]);
-        let err = log.persist(&not_consecutive).expect_err("hole inside the write");
-        assert!(matches!(err, gantry_raftlog::Error::Gap { index: 6, after: 4 }));
+        let err = log
+            .persist(&not_consecutive)
+            .expect_err("hole inside the write");
+        assert!(matches!(
+            err,
+            gantry_raftlog::Error::Gap { index: 6, after: 4 }
+        ));
 
         assert_eq!(common::observe(&log), before);
     }

@@ -1,5 +1,6 @@
 //! `LogWrite::merge`: persisting consecutive writes one by one leaves the store exactly as
-//! persisting their merge does, on disk as in memory.
+//! persisting their merge does, on disk as in memory; and so does staging them one by one
+//! and syncing once.
 
 mod common;
 
@@ -80,7 +81,8 @@ proptest! {
     ) {
         let one_by_one = TempLog::new(&[1]);
         let merged = TempLog::new(&[1]);
-        for store in [&one_by_one, &merged] {
+        let staged = TempLog::new(&[1]);
+        for store in [&one_by_one, &merged, &staged] {
             store.log.persist(&append(entries(1, base, 1))).expect("base log");
         }
 
@@ -90,12 +92,16 @@ proptest! {
         for write in &writes {
             one_by_one.log.persist(write).expect("persist one write");
             combined.merge(write.clone());
+            staged.log.stage(write).expect("stage one write");
         }
         merged.log.persist(&combined).expect("persist merged write");
 
         let expected = observe(&one_by_one.log);
         prop_assert_eq!(&observe(&merged.log), &expected);
-        prop_assert_eq!(observe(&merged.reopen().log), expected);
+        prop_assert_eq!(&observe(&staged.log), &expected);
+        staged.log.sync().expect("sync staged writes");
+        prop_assert_eq!(&observe(&merged.reopen().log), &expected);
+        prop_assert_eq!(observe(&staged.reopen().log), expected);
     }
 }
 

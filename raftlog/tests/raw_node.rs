@@ -1,5 +1,6 @@
 //! A single-node `raft::RawNode<RaftLog>` driven through the async-ready protocol, then
-//! restarted from the same file.
+//! restarted from the same file: once with every `Ready` persisted before
+//! `advance_append_async`, once pipelined (`stage`, then a lagging `sync`).
 
 mod common;
 
@@ -110,7 +111,12 @@ fn committed_entries_survive_a_restart() {
     assert_eq!(log.hard_state().commit, log.last_index());
     let first = log.first_index().expect("first index");
     let data: Vec<Vec<u8>> = log
-        .entries(first, log.last_index() + 1, None, raft::GetEntriesContext::empty(false))
+        .entries(
+            first,
+            log.last_index() + 1,
+            None,
+            raft::GetEntriesContext::empty(false),
+        )
         .expect("entries")
         .into_iter()
         .map(|e| e.data.to_vec())
@@ -162,4 +168,73 @@ fn restart_from_a_snapshot_replays_only_later_entries() {
     drain_ready(&mut node, &mut restarted);
     propose(&mut node, &mut restarted, &["e"]);
     assert_eq!(restarted.values, ["a", "b", "c", "d", "e"]);
+}
+
+/// The pipelined half of the loop: stages and advances every pending `Ready` without
+/// waiting for the disk. Returns the number of the last one staged.
+fn stage_ready(
+    node: &mut RawNode<RaftLog>,
+    app: &mut App,
+    handed_out: &mut Vec<u64>,
+) -> Option<u64> {
+    let mut last = None;
+    while node.has_ready() {
+        let mut ready = node.ready();
+        send(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            app.restore(ready.snapshot());
+        }
+        app.apply(ready.take_committed_entries());
+        let write = LogWrite::from_ready(&mut ready);
+        handed_out.extend(write.entries.iter().map(|e| e.index));
+        node.store().stage(&write).expect("stage");
+        // A real loop holds these back until the sync that makes this Ready durable.
+        send(ready.take_persisted_messages());
+        last = Some(ready.number());
+        node.advance_append_async(ready);
+        node.advance_apply_to(app.applied_index);
+    }
+    last
+}
+
+/// The pipelined loop: each `Ready` is staged and advanced at once; the fsync (`sync`)
+/// lags behind, as on a writer thread, and only then are the `Ready`s reported persisted.
+#[test]
+fn pipelined_ready_loop_with_a_lagging_sync() {
+    let store = TempLog::new(&[1]);
+    let mut app = App::default();
+    let mut handed_out = Vec::new();
+    {
+        let mut node = node(&store.log, 0);
+        node.campaign().expect("campaign");
+        let mut unsynced = None;
+        for round in 0..10 {
+            if round < 9 {
+                node.propose(vec![], format!("v{round}").into_bytes())
+                    .expect("propose");
+            }
+            unsynced = stage_ready(&mut node, &mut app, &mut handed_out).or(unsynced);
+            if round % 3 == 2 || round == 9 {
+                store.log.sync().expect("sync");
+                if let Some(number) = unsynced.take() {
+                    node.on_persist_ready(number);
+                }
+                unsynced = stage_ready(&mut node, &mut app, &mut handed_out);
+            }
+        }
+        assert_eq!(unsynced, None, "the last sync left nothing behind");
+    }
+
+    // Had the entries not been readable at advance time, raft would reuse indexes here.
+    let expected: Vec<u64> = (1..=handed_out.len() as u64).collect();
+    assert_eq!(handed_out, expected);
+    let values: Vec<String> = (0..9).map(|round| format!("v{round}")).collect();
+    assert_eq!(app.values, values);
+
+    let store = store.reopen();
+    assert_eq!(store.log.hard_state().commit, store.log.last_index());
+    let mut replayed = App::default();
+    let mut node = node(&store.log, 0);
+    drain_ready(&mut node, &mut replayed);
+    assert_eq!(replayed, app);
 }

@@ -97,7 +97,12 @@ pub fn observe(log: &RaftLog) -> Observed {
     let first_index = log.first_index().expect("first index");
     let last_index = log.last_index();
     let entries = log
-        .entries(first_index, last_index + 1, None, GetEntriesContext::empty(false))
+        .entries(
+            first_index,
+            last_index + 1,
+            None,
+            GetEntriesContext::empty(false),
+        )
         .expect("all entries");
     assert_eq!(state.hard_state, log.hard_state());
     assert_eq!(state.conf_state, log.conf_state());

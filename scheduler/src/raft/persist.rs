@@ -1,13 +1,13 @@
 //! The log writer: a dedicated thread that makes Raft's log writes durable.
 //!
-//! The ready loop hands over each `Ready`'s writes and moves on (raft-rs async ready);
-//! this thread merges everything queued into one redb transaction (one fsync for many
-//! Readies under load), then sends the messages that had to wait for durability and
-//! tells the loop which Ready numbers are now persisted.
+//! The ready loop stages each `Ready`'s writes in the log (visible to raft at once) and
+//! moves on (raft-rs async ready); this thread syncs everything staged in one redb
+//! transaction (one fsync for many Readies under load), then sends the messages that
+//! had to wait for durability and tells the loop which Ready numbers are persisted.
 
 use std::sync::mpsc as std_mpsc;
 
-use gantry_raftlog::{LogWrite, RaftLog};
+use gantry_raftlog::RaftLog;
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 
@@ -16,7 +16,6 @@ use super::transport::Transport;
 
 pub struct PersistJob {
     pub number: u64,
-    pub write: LogWrite,
     /// Messages raft allows out only after this write is on disk (votes, append acks).
     pub after: Vec<Message>,
 }
@@ -27,19 +26,16 @@ pub fn spawn(log: RaftLog, transport: Transport, events: mpsc::UnboundedSender<E
         .name("raft-log-writer".into())
         .spawn(move || {
             while let Ok(job) = rx.recv() {
-                let PersistJob { mut number, mut write, mut after } = job;
+                let PersistJob { mut number, mut after } = job;
                 while let Ok(next) = rx.try_recv() {
-                    write.merge(next.write);
                     after.extend(next.after);
                     number = next.number;
                 }
-                if !write.is_empty() {
-                    if let Err(e) = log.persist(&write) {
-                        // A failed fsync leaves the disk in an unknown state: continuing
-                        // could acknowledge writes that are not durable. Stop the process.
-                        tracing::error!(error = %e, "raft log write failed; exiting");
-                        std::process::exit(70);
-                    }
+                if let Err(e) = log.sync() {
+                    // A failed fsync leaves the disk in an unknown state: continuing
+                    // could acknowledge writes that are not durable. Stop the process.
+                    tracing::error!(error = %e, "raft log write failed; exiting");
+                    std::process::exit(70);
                 }
                 transport.send(after);
                 if events.send(Event::Persisted(number)).is_err() {

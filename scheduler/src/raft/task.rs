@@ -260,8 +260,15 @@ impl RaftTask {
         }
         let after = rd.take_persisted_messages();
         let write = LogWrite::from_ready(&mut rd);
+        // raft-rs reads this Ready's entries back from storage as soon as
+        // `advance_append_async` returns, so they must be visible now; the writer
+        // thread makes them durable (batched) and only then reports them persisted.
+        if let Err(e) = self.log.stage(&write) {
+            tracing::error!(error = %e, "cannot stage raft log write; exiting");
+            std::process::exit(70);
+        }
         let number = rd.number();
-        if self.persist_tx.send(PersistJob { number, write, after }).is_err() {
+        if self.persist_tx.send(PersistJob { number, after }).is_err() {
             tracing::error!("raft log writer is gone");
         }
         self.raw.advance_append_async(rd);
