@@ -181,16 +181,21 @@ impl Default for Config {
     }
 }
 
+/// An environment variable as a path; empty counts as unset (as the XDG spec says).
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+    env_path("HOME").unwrap_or_else(|| PathBuf::from("/root"))
 }
 
 fn default_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".local/share")).join("gantry/scheduler")
+    env_path("XDG_DATA_HOME").unwrap_or_else(|| home().join(".local/share")).join("gantry/scheduler")
 }
 
 pub fn default_client_config() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".config")).join("gantry/client.toml")
+    env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home().join(".config")).join("gantry/client.toml")
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -250,6 +250,7 @@ impl RaftTask {
             self.install_snapshot(rd.snapshot().get_data(), rd.snapshot().get_metadata().index);
         }
         let committed = rd.take_committed_entries();
+        let applied_to = committed.last().map(|e| e.index);
         self.apply_entries(committed);
         for rs in rd.take_read_states() {
             if let Some(seq) = self.own_seq(&rs.request_ctx) {
@@ -272,6 +273,9 @@ impl RaftTask {
             tracing::error!("raft log writer is gone");
         }
         self.raw.advance_append_async(rd);
+        if let Some(index) = applied_to {
+            self.raw.advance_apply_to(index);
+        }
         self.publish_view();
         if was_leader && self.raw.raft.state != StateRole::Leader {
             // Proposals of the old term may still commit under the new leader, or may
