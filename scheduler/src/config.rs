@@ -23,6 +23,15 @@ pub struct Config {
     pub auth: AuthConfig,
     pub catalog: CatalogConfig,
     pub controllers: ControllerConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Plain-HTTP `/metrics` listener; off unless set (the embedded default sets
+    /// 127.0.0.1:7445).
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +186,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             catalog: CatalogConfig::default(),
             controllers: ControllerConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -222,7 +232,11 @@ impl Config {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
                 toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?
             }
-            None => Config::default(),
+            None => {
+                let mut c = Config::default();
+                c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 7445)));
+                c
+            }
         };
         config.apply_env()?;
         config.validate()?;

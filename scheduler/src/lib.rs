@@ -12,12 +12,14 @@
 //! | `raft` | ready loop, durable log, peer transport |
 //! | `api` | gRPC services, auth, status mapping |
 //! | `controller` | leader-side reconcilers (placement) |
+//! | `metrics` | Prometheus text metrics |
 //! | `config`, `bootstrap`, `server` | process wiring |
 
 pub mod api;
 pub mod bootstrap;
 pub mod config;
 pub mod controller;
+pub mod metrics;
 pub mod raft;
 pub mod server;
 pub mod state;

@@ -95,10 +95,17 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         cancel.clone(),
     ));
     let seeding = tokio::spawn(seed_catalog(handle.clone(), config.clone(), cancel.clone()));
+    let metrics = match config.metrics.listen {
+        Some(addr) => Some(tokio::spawn(crate::metrics::serve(addr, handle.clone(), cancel.clone()))),
+        None => None,
+    };
     ready();
 
     cancel.cancelled().await;
     let _ = tokio::join!(api_server, peer_server, placement, seeding, raft_task);
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     Ok(())
 }
 
