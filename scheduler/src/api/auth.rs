@@ -23,9 +23,7 @@ impl Caller {
     /// project token asking for another project is denied without saying whether that
     /// project has anything.
     pub fn authorize_project(&self, project: &str) -> Result<(), Status> {
-        if project.is_empty() {
-            return Err(Status::invalid_argument("project: must not be empty"));
-        }
+        gantry_domain::validate::name("project", project).map_err(|e| Status::invalid_argument(e.to_string()))?;
         match &self.scope {
             Scope::Cluster => Ok(()),
             Scope::Project(p) if p == project => Ok(()),
@@ -33,6 +31,15 @@ impl Caller {
                 "token '{}' is scoped to project '{p}', not '{project}'",
                 self.name
             ))),
+        }
+    }
+
+    /// Whether resources of `project` may be shown to this caller (used where a view
+    /// mixes projects, such as the workloads on a node).
+    pub fn sees_project(&self, project: &str) -> bool {
+        match &self.scope {
+            Scope::Cluster => true,
+            Scope::Project(p) => p == project,
         }
     }
 

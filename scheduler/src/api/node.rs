@@ -7,14 +7,17 @@ use gantry_proto::v1::node_service_server::NodeService;
 use gantry_proto::v1::{self as pb, GetNodeRequest, ListNodesRequest, ListNodesResponse, RegisterNodeRequest, RegisterNodeResponse};
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use super::catalog::unexpected;
 use super::context::{now_ms, ApiContext};
 use super::status;
-use crate::state::{Applied, CommandV1, State};
+use crate::state::{Applied, CommandV1, State, WorkloadOwner};
 
 pub struct NodeApi(pub ApiContext);
 
-fn node_to_wire(state: &State, n: &Node) -> pb::Node {
+/// A node as `caller` may see it: resources are cluster-wide facts, but the workloads
+/// listed are only those of projects the caller can see.
+fn node_to_wire(state: &State, n: &Node, caller: &Caller) -> pb::Node {
     let (allocated, allocated_gpus) = state.allocated_on(&n.id);
     let capacity = n.inventory.capacity();
     let mut free = capacity.saturating_sub(&allocated);
@@ -23,6 +26,9 @@ fn node_to_wire(state: &State, n: &Node) -> pb::Node {
         .workloads
         .iter()
         .filter(|(_, w)| w.placement.iter().flat_map(|p| &p.assignments).any(|a| a.node_id == n.id))
+        .filter(|(_, w)| match &w.owner {
+            WorkloadOwner::Training { project, .. } => caller.sees_project(project),
+        })
         .map(|(id, _)| id.clone())
         .collect();
     pb::Node {
@@ -44,21 +50,21 @@ fn node_to_wire(state: &State, n: &Node) -> pb::Node {
 impl NodeService for NodeApi {
     #[tracing::instrument(skip_all)]
     async fn list_nodes(&self, req: Request<ListNodesRequest>) -> Result<Response<ListNodesResponse>, Status> {
-        self.0.auth.authenticate(&req)?;
+        let caller = self.0.auth.authenticate(&req)?;
         self.0.read_barrier(req.get_ref().read.as_ref()).await?;
         let state = self.0.raft.state();
-        let nodes = state.nodes.values().map(|n| node_to_wire(&state, n)).collect();
+        let nodes = state.nodes.values().map(|n| node_to_wire(&state, n, &caller)).collect();
         Ok(Response::new(ListNodesResponse { nodes }))
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_node(&self, req: Request<GetNodeRequest>) -> Result<Response<pb::Node>, Status> {
-        self.0.auth.authenticate(&req)?;
+        let caller = self.0.auth.authenticate(&req)?;
         self.0.read_barrier(req.get_ref().read.as_ref()).await?;
         let state = self.0.raft.state();
         let id = &req.get_ref().id;
         let node = state.nodes.get(id).ok_or_else(|| Status::not_found(format!("node '{id}' not found")))?;
-        Ok(Response::new(node_to_wire(&state, node)))
+        Ok(Response::new(node_to_wire(&state, node, &caller)))
     }
 }
 
