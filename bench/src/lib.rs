@@ -1,1 +1,16 @@
-//! placeholder
+//! `gantry-bench` as a library: the benchmark drivers behind the `gantry-bench`
+//! binary, reusable from other crates' tests and tools.
+//!
+//! ```text
+//!   main.rs ──▶ etcd::{EtcdCluster, bench_writes, bench_failover} ──▶ load::run_closed_loop ──▶ LoadReport
+//!          └──▶ placement::run ──▶ gantry_placement::solve
+//! ```
+//!
+//! - [`etcd`]: a local etcd cluster of real processes and the write/failover benchmarks
+//!   Gantry is compared against.
+//! - [`load`]: the closed-loop load driver and report every write benchmark shares.
+//! - [`placement`]: placement throughput and latency on a synthetic fleet.
+
+pub mod etcd;
+pub mod load;
+pub mod placement;
