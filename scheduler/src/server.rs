@@ -101,8 +101,19 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     };
     ready();
 
-    cancel.cancelled().await;
-    let _ = tokio::join!(api_server, peer_server, placement, seeding, raft_task);
+    let mut raft_task = raft_task;
+    let raft_failed = tokio::select! {
+        _ = cancel.cancelled() => None,
+        // The ready loop only ends on cancellation; anything else (a panic inside
+        // raft-rs) leaves a replica that cannot serve: exit so the supervisor restarts it.
+        ended = &mut raft_task => (!cancel.is_cancelled()).then_some(ended),
+    };
+    cancel.cancel();
+    let _ = tokio::join!(api_server, peer_server, placement, seeding);
+    if let Some(ended) = raft_failed {
+        anyhow::bail!("raft ready loop stopped unexpectedly: {ended:?}");
+    }
+    let _ = raft_task.await;
     if let Some(m) = metrics {
         let _ = m.await;
     }

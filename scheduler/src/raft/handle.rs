@@ -3,7 +3,7 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use raft::eraftpb::Message;
+use raft::eraftpb::{ConfChange, ConfChangeType, Message};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::task::{Event, Request};
@@ -141,6 +141,36 @@ impl RaftHandle {
         let (reply, rx) = oneshot::channel();
         self.requests.send(Request::Status { reply }).await.map_err(|_| ProposeError::Shutdown)?;
         rx.await.map_err(|_| ProposeError::Shutdown)
+    }
+
+    /// On the leader: removes and re-adds replica `id`, which reported that it lost its
+    /// log. A replica the leader already tracks from an empty log (match index 0) is
+    /// left alone, so repeated requests do nothing.
+    pub async fn readmit(&self, id: u64) -> Result<(), ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader(self.view().leader_id));
+        }
+        let status = self.status().await?;
+        let known = status.replicas.iter().find(|r| r.0 == id).map(|r| r.3);
+        if known == Some(0) {
+            return Ok(());
+        }
+        tracing::warn!(replica = id, "re-admitting a replica that lost its log");
+        for change_type in [ConfChangeType::RemoveNode, ConfChangeType::AddNode] {
+            let mut change = ConfChange::default();
+            change.set_change_type(change_type);
+            change.node_id = id;
+            let (reply, rx) = oneshot::channel();
+            self.requests.send(Request::ProposeConfChange { change, reply }).await.map_err(|_| ProposeError::Shutdown)?;
+            match tokio::time::timeout(PROPOSE_TIMEOUT, rx).await {
+                Ok(Ok(Ok((_, Ok(_))))) => {}
+                Ok(Ok(Ok((_, Err(rejected))))) => return Err(ProposeError::Dropped(rejected.to_string())),
+                Ok(Ok(Err(e))) => return Err(e),
+                Ok(Err(_)) => return Err(ProposeError::Shutdown),
+                Err(_) => return Err(ProposeError::Timeout),
+            }
+        }
+        Ok(())
     }
 
     pub fn applied_index(&self) -> u64 {

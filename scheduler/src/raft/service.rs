@@ -1,7 +1,7 @@
 //! The peer-facing gRPC service: raft messages in, forwarded proposals in.
 
 use gantry_proto::v1::raft_service_server::RaftService;
-use gantry_proto::v1::{ProposeRequest, ProposeResponse, StepRequest, StepResponse};
+use gantry_proto::v1::{ProposeRequest, ProposeResponse, RejoinRequest, RejoinResponse, StepRequest, StepResponse};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use tonic::{Request, Response, Status};
@@ -46,5 +46,11 @@ impl RaftService for RaftPeerService {
         let (index, outcome) = self.handle.propose_bytes(command).await.map_err(|e| propose_error_status(&e))?;
         let outcome = serde_json::to_vec(&outcome).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ProposeResponse { outcome, index }))
+    }
+
+    async fn rejoin(&self, request: Request<RejoinRequest>) -> Result<Response<RejoinResponse>, Status> {
+        let id = request.into_inner().id;
+        self.handle.readmit(id).await.map_err(|e| propose_error_status(&e))?;
+        Ok(Response::new(RejoinResponse {}))
     }
 }

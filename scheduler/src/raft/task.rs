@@ -15,7 +15,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use gantry_raftlog::{LogWrite, RaftLog};
-use raft::eraftpb::{ConfState, Entry, EntryType, Message};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, MessageType};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,8 @@ pub type ProposeReply = oneshot::Sender<Result<(u64, Outcome), ProposeError>>;
 /// Requests from handles (clients of this replica).
 pub enum Request {
     Propose { command: Vec<u8>, reply: ProposeReply },
+    /// Membership change (only used to re-add a replica that lost its data).
+    ProposeConfChange { change: ConfChange, reply: ProposeReply },
     ReadIndex { reply: oneshot::Sender<Result<u64, ProposeError>> },
     Status { reply: oneshot::Sender<RaftStatus> },
 }
@@ -77,6 +80,10 @@ pub struct RaftTask {
     reads: HashMap<u64, PendingRead>,
     last_snapshot_index: u64,
     unreachable: HashMap<u64, Instant>,
+    /// Highest index the state machine holds (entries applied or snapshot installed);
+    /// raft-rs is told about it once raft also has it persisted.
+    applied_target: u64,
+    last_rejoin_request: Option<Instant>,
 }
 
 pub struct TaskParts {
@@ -113,6 +120,8 @@ impl RaftTask {
             reads: HashMap::new(),
             last_snapshot_index,
             unreachable: HashMap::new(),
+            applied_target: last_snapshot_index,
+            last_rejoin_request: None,
         }
     }
 
@@ -211,6 +220,21 @@ impl RaftTask {
                 let now = Instant::now();
                 self.reads.insert(seq, PendingRead { ctx, issued: now, first_issued: now, reply });
             }
+            Request::ProposeConfChange { change, reply } => {
+                if self.raw.raft.state != StateRole::Leader {
+                    let _ = reply.send(Err(ProposeError::NotLeader(self.raw.raft.leader_id)));
+                    return;
+                }
+                let (seq, ctx) = self.ctx();
+                match self.raw.propose_conf_change(ctx, change) {
+                    Ok(()) => {
+                        self.proposals.insert(seq, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(ProposeError::Dropped(e.to_string())));
+                    }
+                }
+            }
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
             }
@@ -222,12 +246,18 @@ impl RaftTask {
             Event::Step(msgs) => {
                 for m in msgs {
                     self.unreachable.remove(&m.from);
+                    if self.lost_data(&m) {
+                        continue;
+                    }
                     if let Err(e) = self.raw.step(m) {
                         tracing::debug!(error = %e, "raft step rejected a message");
                     }
                 }
             }
-            Event::Persisted(number) => self.raw.on_persist_ready(number),
+            Event::Persisted(number) => {
+                self.raw.on_persist_ready(number);
+                self.sync_applied();
+            }
             Event::Unreachable(peer) => {
                 self.unreachable.insert(peer, Instant::now());
                 self.raw.report_unreachable(peer);
@@ -247,10 +277,11 @@ impl RaftTask {
         let mut rd = self.raw.ready();
         self.transport.send(rd.take_messages());
         if !rd.snapshot().is_empty() {
-            self.install_snapshot(rd.snapshot().get_data(), rd.snapshot().get_metadata().index);
+            let meta = rd.snapshot().get_metadata();
+            self.conf_state = meta.get_conf_state().clone();
+            self.install_snapshot(rd.snapshot().get_data(), meta.index);
         }
         let committed = rd.take_committed_entries();
-        let applied_to = committed.last().map(|e| e.index);
         self.apply_entries(committed);
         for rs in rd.take_read_states() {
             if let Some(seq) = self.own_seq(&rs.request_ctx) {
@@ -273,9 +304,7 @@ impl RaftTask {
             tracing::error!("raft log writer is gone");
         }
         self.raw.advance_append_async(rd);
-        if let Some(index) = applied_to {
-            self.raw.advance_apply_to(index);
-        }
+        self.sync_applied();
         self.publish_view();
         if was_leader && self.raw.raft.state != StateRole::Leader {
             // Proposals of the old term may still commit under the new leader, or may
@@ -294,14 +323,23 @@ impl RaftTask {
         let mut last = 0;
         let mut replies = Vec::new();
         {
-            let mut state = match self.state.write() {
+            // A local Arc: the guard must not borrow `self`, which conf changes mutate.
+            let shared = self.state.clone();
+            let mut state = match shared.write() {
                 Ok(s) => s,
                 Err(poisoned) => poisoned.into_inner(),
             };
             for entry in entries {
                 last = entry.index;
+                if entry.get_entry_type() == EntryType::EntryConfChange {
+                    let outcome = self.apply_conf_change(&entry);
+                    state.applied_index = entry.index;
+                    if let Some(reply) = self.own_seq(&entry.context).and_then(|seq| self.proposals.remove(&seq)) {
+                        replies.push((reply, entry.index, outcome));
+                    }
+                    continue;
+                }
                 if entry.get_entry_type() != EntryType::EntryNormal {
-                    // Membership is static (from config); conf changes are never proposed.
                     continue;
                 }
                 if entry.data.is_empty() {
@@ -327,6 +365,7 @@ impl RaftTask {
         for (reply, index, outcome) in replies {
             let _ = reply.send(Ok((index, outcome)));
         }
+        self.applied_target = self.applied_target.max(last);
         let _ = self.applied_tx.send(last);
         if last >= self.last_snapshot_index + self.cfg.snapshot_every {
             self.snapshot(last);
@@ -357,6 +396,59 @@ impl RaftTask {
         }
     }
 
+    /// Tells raft-rs what the state machine has applied. raft-rs accepts only indexes it
+    /// has itself persisted, so an installed snapshot counts once its Ready is on disk.
+    fn sync_applied(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        let target = self.applied_target.min(log.committed).min(log.persisted);
+        if target > log.applied {
+            self.raw.advance_apply_to(target);
+        }
+    }
+
+    /// Applies a committed membership change (entries are raft-rs's v1 `ConfChange`).
+    fn apply_conf_change(&mut self, entry: &Entry) -> Outcome {
+        let change = ConfChange::parse_from_bytes(&entry.data)
+            .map_err(|e| state::Rejected::Unsupported(format!("conf change: {e}")))?;
+        match self.raw.apply_conf_change(&change) {
+            Ok(cs) => {
+                tracing::info!(index = entry.index, node = change.node_id, change = ?change.get_change_type(), voters = ?cs.voters, "membership changed");
+                self.conf_state = cs;
+                Ok(state::Applied::Done)
+            }
+            Err(e) => Err(state::Rejected::precondition(format!("conf change: {e}"))),
+        }
+    }
+
+    /// A heartbeat promising a commit index beyond our last entry means this replica lost
+    /// log entries it had acknowledged (its data directory was wiped or rolled back).
+    /// Stepping it would make raft-rs abort; instead drop it and ask the leader to remove
+    /// and re-add us, after which the leader tracks us from an empty log and sends a
+    /// snapshot.
+    fn lost_data(&mut self, m: &Message) -> bool {
+        if m.get_msg_type() != MessageType::MsgHeartbeat || m.commit <= self.raw.raft.raft_log.last_index() {
+            return false;
+        }
+        let now = Instant::now();
+        if self.last_rejoin_request.is_none_or(|t| now.duration_since(t) > Duration::from_secs(1)) {
+            self.last_rejoin_request = Some(now);
+            tracing::warn!(
+                leader = m.from,
+                commit = m.commit,
+                last_index = self.raw.raft.raft_log.last_index(),
+                "this replica lost log entries; asking the leader to re-add it"
+            );
+            let transport = self.transport.clone();
+            let (me, leader) = (self.cfg.id, m.from);
+            tokio::spawn(async move {
+                if let Err(e) = transport.rejoin(leader, me).await {
+                    tracing::warn!(leader, error = %e.message(), "rejoin request failed");
+                }
+            });
+        }
+        true
+    }
+
     fn install_snapshot(&mut self, data: &[u8], index: u64) {
         match serde_json::from_slice::<State>(data) {
             Ok(mut restored) => {
@@ -368,6 +460,7 @@ impl RaftTask {
                 *state = restored;
                 drop(state);
                 self.last_snapshot_index = index;
+                self.applied_target = self.applied_target.max(index);
                 let _ = self.applied_tx.send(index);
                 tracing::info!(index, "installed snapshot from leader");
             }

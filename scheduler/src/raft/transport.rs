@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use gantry_proto::v1::raft_service_client::RaftServiceClient;
-use gantry_proto::v1::{ProposeRequest, ProposeResponse, StepRequest};
+use gantry_proto::v1::{ProposeRequest, ProposeResponse, RejoinRequest, StepRequest};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
@@ -23,7 +23,6 @@ const BATCH: usize = 512;
 
 #[derive(Clone)]
 pub struct Transport {
-    me: u64,
     queues: HashMap<u64, mpsc::Sender<Message>>,
     clients: HashMap<u64, RaftServiceClient<Channel>>,
     events: mpsc::UnboundedSender<Event>,
@@ -57,7 +56,7 @@ impl Transport {
             queues.insert(*id, tx);
             clients.insert(*id, client);
         }
-        Ok(Transport { me, queues, clients, events })
+        Ok(Transport { queues, clients, events })
     }
 
     pub fn send(&self, msgs: Vec<Message>) {
@@ -77,8 +76,18 @@ impl Transport {
             .get(&leader)
             .cloned()
             .ok_or_else(|| tonic::Status::unavailable(format!("leader {leader} is not a known peer")))?;
-        let _ = self.me;
         Ok(client.propose(ProposeRequest { command }).await?.into_inner())
+    }
+
+    /// Asks `leader` to remove and re-add this replica (see `RaftTask::lost_data`).
+    pub async fn rejoin(&self, leader: u64, me: u64) -> Result<(), tonic::Status> {
+        let mut client = self
+            .clients
+            .get(&leader)
+            .cloned()
+            .ok_or_else(|| tonic::Status::unavailable(format!("leader {leader} is not a known peer")))?;
+        client.rejoin(RejoinRequest { id: me }).await?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,32 @@
+//! The Gantry node agent: what runs on every GPU/CPU server and turns the scheduler's
+//! assignments into containers.
+//!
+//! This crate holds the agent's foundations; the daemon's `main`, the scheduler
+//! connection and the controllers come on top of them. Pure logic is kept apart from
+//! I/O, and every I/O edge is a small trait with a real and a fake implementation:
+//!
+//! ```text
+//!                      scheduler (later)
+//!                            │ assignments
+//!                            ▼
+//!   TrainingSpec ──► contract (pure) ──► ContainerSpec ──► runtime::ContainerRuntime
+//!                                                         ├─ DockerRuntime (bollard)
+//!                                                         └─ FakeRuntime  (in memory)
+//!
+//!   gpu::GpuSource  (NvmlGpus | FakeGpus)   ─┐
+//!   inventory::HostProbe (SysinfoHost)      ─┴─► NodeInventory + NodeMetrics ──► scheduler
+//! ```
+//!
+//! | module | role |
+//! | --- | --- |
+//! | [`gpu`] | GPU inventory and health: NVML on real hosts, a configured list elsewhere |
+//! | [`inventory`] | CPU, memory and disk of the host, and its load, as the scheduler sees them |
+//! | [`contract`] | the EasyMaker container contract: command line, `EM_*` variables, mounts |
+//! | [`runtime`] | containers: the operations an agent needs, over Docker or in memory |
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod contract;
+pub mod gpu;
+pub mod inventory;
+pub mod runtime;
