@@ -102,18 +102,22 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     ready();
 
     let mut raft_task = raft_task;
-    let raft_failed = tokio::select! {
+    let raft_ended = tokio::select! {
         _ = cancel.cancelled() => None,
-        // The ready loop only ends on cancellation; anything else (a panic inside
-        // raft-rs) leaves a replica that cannot serve: exit so the supervisor restarts it.
-        ended = &mut raft_task => (!cancel.is_cancelled()).then_some(ended),
+        ended = &mut raft_task => Some(ended),
     };
+    // The ready loop only ends on cancellation; anything else (a panic inside raft-rs)
+    // leaves a replica that cannot serve: exit non-zero so the supervisor restarts it.
+    let unexpected = raft_ended.is_some() && !cancel.is_cancelled();
     cancel.cancel();
     let _ = tokio::join!(api_server, peer_server, placement, seeding);
-    if let Some(ended) = raft_failed {
-        anyhow::bail!("raft ready loop stopped unexpectedly: {ended:?}");
+    match raft_ended {
+        Some(ended) if unexpected => anyhow::bail!("raft ready loop stopped unexpectedly: {ended:?}"),
+        Some(_) => {}
+        None => {
+            let _ = raft_task.await;
+        }
     }
-    let _ = raft_task.await;
     if let Some(m) = metrics {
         let _ = m.await;
     }
