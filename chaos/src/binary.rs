@@ -13,12 +13,19 @@ const BIN_NAME: &str = "gantry-scheduler";
 ///
 /// Cargo does not build another package's binaries for a test, so a missing file fails
 /// with the command that builds it.
+///
+/// When run under cargo (which sets `$CARGO`), the binary is (re)built first, once per
+/// process: `cargo test -p gantry-tests` alone would otherwise run whatever stale
+/// binary an earlier build left behind.
 pub fn scheduler_binary() -> anyhow::Result<PathBuf> {
     let path = match std::env::var_os(BIN_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
             let exe = std::env::current_exe().context("cannot find the running test executable")?;
-            profile_dir(&exe).join(BIN_NAME)
+            let dir = profile_dir(&exe);
+            static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+            BUILT.get_or_init(|| build_with_cargo(&dir)).clone().map_err(anyhow::Error::msg)?;
+            dir.join(BIN_NAME)
         }
     };
     anyhow::ensure!(
@@ -28,6 +35,22 @@ pub fn scheduler_binary() -> anyhow::Result<PathBuf> {
         path.display()
     );
     Ok(path)
+}
+
+/// Builds the scheduler into the profile directory `dir` (`target/<profile>`) with the
+/// cargo that runs us; without `$CARGO` (a test binary run by hand) it does nothing.
+fn build_with_cargo(dir: &Path) -> Result<(), String> {
+    let Some(cargo) = std::env::var_os("CARGO") else { return Ok(()) };
+    let (Some(profile), Some(target_dir)) = (dir.file_name(), dir.parent()) else { return Ok(()) };
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "gantry-scheduler", "--bin", BIN_NAME, "--target-dir"]).arg(target_dir);
+    if profile == "release" {
+        cmd.arg("--release");
+    } else if profile != "debug" {
+        cmd.arg("--profile").arg(profile);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo to build {BIN_NAME}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("building {BIN_NAME} failed ({status})")) }
 }
 
 /// `target/<profile>` for an executable in `target/<profile>/deps` (tests) or directly in
