@@ -10,7 +10,9 @@
 //!   Gantry is compared against.
 //! - [`load`]: the closed-loop load driver and report every write benchmark shares.
 //! - [`placement`]: placement throughput and latency on a synthetic fleet.
+//! - [`gantry`]: replicated writes and failover of a 3-replica Gantry cluster.
 
 pub mod etcd;
+pub mod gantry;
 pub mod load;
 pub mod placement;

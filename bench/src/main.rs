@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use gantry_bench::{etcd, placement};
+use gantry_bench::load::LoadReport;
+use gantry_bench::{etcd, gantry, placement};
 
 #[derive(Parser)]
 #[command(about = "Gantry benchmarks")]
@@ -26,6 +27,33 @@ enum Command {
     Etcd(EtcdArgs),
     /// Placement throughput and per-decision latency on a synthetic 5,000-node fleet.
     Placement,
+    /// Durable replicated writes: 3 Gantry replicas vs a 3-member etcd, same run.
+    Raft(RaftArgs),
+    /// SIGKILL of the leader to the next acknowledged write: Gantry vs etcd, same run.
+    Failover(FailoverArgs),
+}
+
+#[derive(Args)]
+struct RaftArgs {
+    /// Gantry replicas (etcd members match).
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Ops of the single-client run (it also stops after 20 s).
+    #[arg(long, default_value_t = 2_000)]
+    single_ops: usize,
+    /// Clients of the concurrent run.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Ops of the concurrent run (it also stops after 30 s).
+    #[arg(long, default_value_t = 20_000)]
+    concurrent_ops: usize,
+}
+
+#[derive(Args)]
+struct FailoverArgs {
+    /// Leader kills per system; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 #[derive(Args)]
@@ -53,7 +81,84 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Etcd(args) => run_etcd(args).await,
         Command::Placement => placement::run(),
+        Command::Raft(args) => run_raft(args).await,
+        Command::Failover(args) => run_failover(args).await,
     }
+}
+
+fn row(system: &str, clients: usize, r: &LoadReport) {
+    println!(
+        "{system:>7} {clients:>8} {:>8} {:>7} {:>9.2} {:>10.0} {:>8} {:>8}",
+        r.ops,
+        r.errors,
+        r.elapsed.as_secs_f64(),
+        r.per_s,
+        r.p50_us,
+        r.p99_us
+    );
+}
+
+async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
+    let gantry = gantry::start(args.replicas).await?;
+    let dir = tempfile::Builder::new().prefix("gantry-bench-etcd-").tempdir()?;
+    let etcd = etcd::EtcdCluster::start(dir.path(), args.replicas).await?;
+    println!("{n} Gantry replicas and {n} etcd members on 127.0.0.1, fsync on, TLS on Gantry; both idle while the other runs", n = args.replicas);
+    println!(
+        "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8}",
+        "system", "clients", "ops", "errors", "elapsed_s", "commits/s", "p50_us", "p99_us"
+    );
+    let runs =
+        [(1, args.single_ops, Duration::from_secs(20)), (args.clients, args.concurrent_ops, Duration::from_secs(30))];
+    let mut lines = Vec::new();
+    for (clients, ops, max) in runs {
+        let g = gantry::bench_writes(&gantry, &format!("c{clients}"), clients, ops, max).await;
+        row("gantry", clients, &g);
+        let e = etcd::bench_writes(&etcd, clients, ops, max).await?;
+        row("etcd", clients, &e);
+        lines.push(format!(
+            "bench: raft clients={clients} commits_per_s={:.0} p50_us={} p99_us={} etcd_commits_per_s={:.0} \
+             etcd_p50_us={} etcd_p99_us={} throughput_ratio={:.2} p50_ratio={:.2} errors={} etcd_errors={}",
+            g.per_s,
+            g.p50_us,
+            g.p99_us,
+            e.per_s,
+            e.p50_us,
+            e.p99_us,
+            g.per_s / e.per_s.max(1.0),
+            g.p50_us as f64 / e.p50_us.max(1) as f64,
+            g.errors,
+            e.errors
+        ));
+    }
+    drop(etcd);
+    gantry.shutdown().await?;
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn run_failover(args: FailoverArgs) -> anyhow::Result<()> {
+    let gantry = gantry::start(3).await?;
+    let dir = tempfile::Builder::new().prefix("gantry-bench-etcd-").tempdir()?;
+    let mut etcd = etcd::EtcdCluster::start(dir.path(), 3).await?;
+    println!("leader SIGKILL -> next acknowledged write (writer retries on the next member, 200 ms per write)");
+    println!("Gantry: 50 ms ticks, election after 10-20 ticks; etcd: defaults (100 ms heartbeat, 1 s election)");
+    let (mut g, mut e) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let gm = gantry::bench_failover(&gantry).await?.as_millis();
+        let em = etcd::bench_failover(&mut etcd).await?.as_millis();
+        println!("round {round}: gantry {gm} ms, etcd {em} ms");
+        g.push(gm);
+        e.push(em);
+    }
+    drop(etcd);
+    gantry.shutdown().await?;
+    g.sort_unstable();
+    e.sort_unstable();
+    let (gm, em) = (g[g.len() / 2], e[e.len() / 2]);
+    println!("bench: failover ms={gm} etcd_ms={em} rounds={} gantry_all={g:?} etcd_all={e:?}", args.rounds);
+    Ok(())
 }
 
 async fn run_etcd(args: EtcdArgs) -> anyhow::Result<()> {

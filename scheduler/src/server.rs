@@ -17,6 +17,7 @@ use gantry_proto::v1::raft_service_server::RaftServiceServer;
 use gantry_proto::v1::training_service_server::TrainingServiceServer;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, TrainingApi};
 use crate::config::Config;
@@ -81,12 +82,15 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         tls = secrets.tls.is_some(),
         "scheduler replica listening"
     );
+    // TCP_NODELAY on accepted connections: without it Nagle's algorithm holds small
+    // raft messages and replies back for up to 40 ms (delayed ACK) per round trip.
+    let incoming = |l: tokio::net::TcpListener| TcpIncoming::from(l).with_nodelay(Some(true));
     let api_server = tokio::spawn(api_router.serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(api_listener),
+        incoming(api_listener),
         cancel.clone().cancelled_owned(),
     ));
     let peer_server = tokio::spawn(peer_router.serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+        incoming(peer_listener),
         cancel.clone().cancelled_owned(),
     ));
     let placement = tokio::spawn(controller::placement::run(
