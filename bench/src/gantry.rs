@@ -13,7 +13,7 @@ use gantry_chaos::{ClusterOptions, ProcessCluster};
 use gantry_proto::v1::CreateExperimentRequest;
 use tokio::sync::mpsc;
 
-use crate::load::{run_closed_loop, LoadReport};
+use crate::load::{LoadReport, run_closed_loop};
 
 const FAILOVER_OP_TIMEOUT: Duration = Duration::from_millis(200);
 const FAILOVER_GIVE_UP: Duration = Duration::from_secs(30);
@@ -21,7 +21,8 @@ const FAILOVER_WARMUP_ACKS: usize = 20;
 
 /// Starts `replicas` scheduler processes with the default (production) timings.
 pub async fn start(replicas: usize) -> anyhow::Result<ProcessCluster> {
-    let cluster = ProcessCluster::start(ClusterOptions { replicas, log_filter: "warn".into(), ..Default::default() }).await?;
+    let cluster =
+        ProcessCluster::start(ClusterOptions { replicas, log_filter: "warn".into(), ..Default::default() }).await?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     Ok(cluster)
 }

@@ -102,7 +102,10 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
     let gantry = gantry::start(args.replicas).await?;
     let dir = tempfile::Builder::new().prefix("gantry-bench-etcd-").tempdir()?;
     let etcd = etcd::EtcdCluster::start(dir.path(), args.replicas).await?;
-    println!("{n} Gantry replicas and {n} etcd members on 127.0.0.1, fsync on, TLS on Gantry; both idle while the other runs", n = args.replicas);
+    println!(
+        "{n} Gantry replicas and {n} etcd members on 127.0.0.1, fsync on, TLS on Gantry; both idle while the other runs",
+        n = args.replicas
+    );
     println!(
         "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8}",
         "system", "clients", "ops", "errors", "elapsed_s", "commits/s", "p50_us", "p99_us"

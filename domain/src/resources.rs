@@ -20,7 +20,9 @@ impl Resources {
 
     /// True when `self` fits inside `available` in every dimension.
     pub fn fits_in(&self, available: &Resources) -> bool {
-        self.cpu_millis <= available.cpu_millis && self.memory_mib <= available.memory_mib && self.gpus <= available.gpus
+        self.cpu_millis <= available.cpu_millis
+            && self.memory_mib <= available.memory_mib
+            && self.gpus <= available.gpus
     }
 
     /// `self - other`, or `None` if any dimension would go negative.

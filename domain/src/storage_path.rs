@@ -93,7 +93,9 @@ impl StoragePath {
 impl fmt::Display for StoragePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoragePath::Obs { endpoint, container, path } if path.is_empty() => write!(f, "obs://{endpoint}/{container}"),
+            StoragePath::Obs { endpoint, container, path } if path.is_empty() => {
+                write!(f, "obs://{endpoint}/{container}")
+            }
             StoragePath::Obs { endpoint, container, path } => write!(f, "obs://{endpoint}/{container}/{path}"),
             StoragePath::Nas { nas_id, path } => write!(f, "nas://{nas_id}:{path}"),
             StoragePath::File { path } => write!(f, "file://{path}"),

@@ -157,7 +157,10 @@ fn datasets(datasets: &[Dataset]) -> Validated {
     let mut seen = std::collections::BTreeSet::new();
     for (i, ds) in datasets.iter().enumerate() {
         if !seen.insert(ds.name.to_ascii_uppercase()) {
-            return Err(ValidationError::new(format!("datasets[{i}].name"), format!("duplicate dataset name '{}'", ds.name)));
+            return Err(ValidationError::new(
+                format!("datasets[{i}].name"),
+                format!("duplicate dataset name '{}'", ds.name),
+            ));
         }
     }
     Ok(())
@@ -261,9 +264,20 @@ mod tests {
             ("timeout_minutes", Box::new(|s| s.timeout_minutes = TIMEOUT_MINUTES_MAX + 1)),
             ("instance_count", Box::new(|s| s.instance_count = 0)),
             ("name", Box::new(|s| s.name = "a".repeat(51))),
-            ("entry_point", Box::new(|s| s.algorithm = Algorithm::Own { path: StoragePath::File { path: "/a".into() }, entry_point: "../x.py".into() })),
+            (
+                "entry_point",
+                Box::new(|s| {
+                    s.algorithm =
+                        Algorithm::Own { path: StoragePath::File { path: "/a".into() }, entry_point: "../x.py".into() }
+                }),
+            ),
             ("hyperparameters[1].key", Box::new(|s| s.hyperparameters = vec![hp(1)[0].clone(), hp(1)[0].clone()])),
-            ("datasets[0].name", Box::new(|s| s.datasets = vec![Dataset { name: "a b".into(), path: StoragePath::File { path: "/d".into() } }])),
+            (
+                "datasets[0].name",
+                Box::new(|s| {
+                    s.datasets = vec![Dataset { name: "a b".into(), path: StoragePath::File { path: "/d".into() } }]
+                }),
+            ),
         ];
         for (field, mutate) in cases {
             let mut s = spec();

@@ -3,10 +3,7 @@
 
 use std::path::Path;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 use crate::files::{CA_CERT, CA_KEY};
 use crate::{Error, pem_file};
@@ -27,32 +24,20 @@ pub(crate) fn exists(dir: &Path) -> bool {
 /// rotation, and an expired dev CA would break clusters for no security gain.
 /// Production deployments bring their own CA through [`crate::TlsFiles`].
 pub(crate) fn generate(dir: &Path) -> Result<(), Error> {
-    let generate_error = |source| Error::Generate {
-        what: "development ca".to_owned(),
-        source,
-    };
+    let generate_error = |source| Error::Generate { what: "development ca".to_owned(), source };
     let key = KeyPair::generate().map_err(generate_error)?;
     let mut params = CertificateParams::default();
     // Each dev CA gets a distinct name: with identical names, a client of the
     // wrong cluster reports a baffling "bad signature" instead of "unknown
     // issuer".
-    let key_id: String = params
-        .key_identifier(&key)
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key_id: String = params.key_identifier(&key).iter().take(4).map(|b| format!("{b:02x}")).collect();
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "Gantry");
     name.push(DnType::CommonName, format!("{DEV_CA_NAME} {key_id}"));
     params.distinguished_name = name;
     // Path length 0: this CA signs leaves only, never intermediates.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let cert = params.self_signed(&key).map_err(generate_error)?;
 
     // Key first: `exists` treats the certificate as the commit marker.
@@ -68,14 +53,8 @@ pub(crate) fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, Error>
     let cert_path = dir.join(CA_CERT);
     let key_pem = read_utf8(&key_path)?;
     let cert_pem = read_utf8(&cert_path)?;
-    let key = KeyPair::from_pem(&key_pem).map_err(|source| Error::LoadCa {
-        path: key_path,
-        source,
-    })?;
-    Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|source| Error::LoadCa {
-        path: cert_path,
-        source,
-    })
+    let key = KeyPair::from_pem(&key_pem).map_err(|source| Error::LoadCa { path: key_path, source })?;
+    Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|source| Error::LoadCa { path: cert_path, source })
 }
 
 fn read_utf8(path: &Path) -> Result<String, Error> {

@@ -51,11 +51,7 @@ pub fn ensure_dev_pki(dir: &Path, server_names: &[String]) -> Result<TlsFiles, E
 /// `server_names` followed by the loopback names, without duplicates.
 fn dev_sans(server_names: &[String]) -> Vec<String> {
     let mut sans: Vec<String> = Vec::new();
-    for name in server_names
-        .iter()
-        .map(String::as_str)
-        .chain(LOOPBACK_NAMES)
-    {
+    for name in server_names.iter().map(String::as_str).chain(LOOPBACK_NAMES) {
         let canonical = inspect::canonical_san(name);
         if !sans.iter().any(|s| inspect::canonical_san(s) == canonical) {
             sans.push(name.to_owned());
@@ -76,10 +72,7 @@ fn leaf_fits(files: &TlsFiles, sans: &[String]) -> bool {
         tracing::warn!(cert = %files.cert.display(), "existing leaf does not parse, reissuing");
         return false;
     };
-    let missing: Vec<&String> = sans
-        .iter()
-        .filter(|name| !present.contains(&inspect::canonical_san(name)))
-        .collect();
+    let missing: Vec<&String> = sans.iter().filter(|name| !present.contains(&inspect::canonical_san(name))).collect();
     if !missing.is_empty() {
         tracing::info!(cert = %files.cert.display(), ?missing, "existing leaf lacks names, reissuing");
         return false;
@@ -93,11 +86,7 @@ mod tests {
 
     #[test]
     fn loopback_names_are_added_once() {
-        let sans = dev_sans(&[
-            "sched-1".to_owned(),
-            "LOCALHOST".to_owned(),
-            "0:0::1".to_owned(),
-        ]);
+        let sans = dev_sans(&["sched-1".to_owned(), "LOCALHOST".to_owned(), "0:0::1".to_owned()]);
         assert_eq!(sans, ["sched-1", "LOCALHOST", "0:0::1", "127.0.0.1"]);
     }
 }

@@ -5,8 +5,7 @@
 use std::path::Path;
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
 use crate::{Error, TlsFiles, ca, pem_file};
@@ -21,12 +20,7 @@ use crate::{Error, TlsFiles, ca, pem_file};
 /// plain file stem: letters, digits, `.`, `_`, `-`, not starting with `.`.
 /// `sans` are used exactly as given (DNS names or IP addresses); nothing is
 /// added. The returned `ca_cert` points into `ca_dir`.
-pub fn issue_leaf(
-    ca_dir: &Path,
-    out_dir: &Path,
-    name: &str,
-    sans: &[String],
-) -> Result<TlsFiles, Error> {
+pub fn issue_leaf(ca_dir: &Path, out_dir: &Path, name: &str, sans: &[String]) -> Result<TlsFiles, Error> {
     validate_name(name)?;
     pem_file::create_dir(out_dir)?;
     // Lock the CA directory: that is where concurrent `ensure_dev_pki` calls
@@ -40,16 +34,8 @@ pub fn issue_leaf(
 
 /// Signs a leaf for `name`/`sans` with `issuer` and writes it to
 /// `files.cert`/`files.key`. The caller holds the CA directory lock.
-pub(crate) fn write(
-    issuer: &Issuer<'_, KeyPair>,
-    files: &TlsFiles,
-    name: &str,
-    sans: &[String],
-) -> Result<(), Error> {
-    let generate_error = |source| Error::Generate {
-        what: format!("leaf certificate {name:?}"),
-        source,
-    };
+pub(crate) fn write(issuer: &Issuer<'_, KeyPair>, files: &TlsFiles, name: &str, sans: &[String]) -> Result<(), Error> {
+    let generate_error = |source| Error::Generate { what: format!("leaf certificate {name:?}"), source };
     let mut params = CertificateParams::new(sans.to_vec()).map_err(generate_error)?;
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, name);
@@ -57,10 +43,7 @@ pub(crate) fn write(
     params.is_ca = IsCa::ExplicitNoCa;
     // ECDSA keys only sign; key encipherment would be meaningless.
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
 
     let key = KeyPair::generate().map_err(generate_error)?;
@@ -76,9 +59,7 @@ pub(crate) fn write(
 fn validate_name(name: &str) -> Result<(), Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.starts_with('.') || !name.chars().all(allowed) {
-        return Err(Error::InvalidName {
-            name: name.to_owned(),
-        });
+        return Err(Error::InvalidName { name: name.to_owned() });
     }
     Ok(())
 }
@@ -90,10 +71,7 @@ mod tests {
     #[test]
     fn names_that_would_escape_the_directory_are_rejected() {
         for bad in ["", ".hidden", "../x", "a/b", "node 1"] {
-            assert!(
-                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
-                "{bad:?} accepted"
-            );
+            assert!(matches!(validate_name(bad), Err(Error::InvalidName { .. })), "{bad:?} accepted");
         }
         for good in ["node", "agent-7", "gpu01.rack3", "replica_2"] {
             assert!(validate_name(good).is_ok(), "{good:?} rejected");

@@ -21,23 +21,15 @@ const PUBLIC_MODE: u32 = 0o644;
 
 /// Reads a file, naming it in the error.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })
 }
 
 /// Reads a file that must hold at least one PEM certificate; returns the PEM
 /// text unchanged (tonic wants PEM, not DER).
 pub(crate) fn read_certificates(path: &Path) -> Result<Vec<u8>, Error> {
     let pem = read(path)?;
-    let invalid = |source| Error::Certificate {
-        path: path.to_path_buf(),
-        source,
-    };
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(Some(e)))?;
+    let invalid = |source| Error::Certificate { path: path.to_path_buf(), source };
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| invalid(Some(e)))?;
     if certs.is_empty() {
         return Err(invalid(None));
     }
@@ -47,19 +39,15 @@ pub(crate) fn read_certificates(path: &Path) -> Result<Vec<u8>, Error> {
 /// The first certificate of a PEM file, in DER (the leaf of a chain).
 pub(crate) fn read_first_certificate(path: &Path) -> Result<CertificateDer<'static>, Error> {
     let pem = read(path)?;
-    CertificateDer::from_pem_slice(&pem).map_err(|source| Error::Certificate {
-        path: path.to_path_buf(),
-        source: Some(source),
-    })
+    CertificateDer::from_pem_slice(&pem)
+        .map_err(|source| Error::Certificate { path: path.to_path_buf(), source: Some(source) })
 }
 
 /// Reads a file that must hold a PEM private key; returns the PEM text.
 pub(crate) fn read_private_key(path: &Path) -> Result<Vec<u8>, Error> {
     let pem = read(path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|source| Error::PrivateKey {
-        path: path.to_path_buf(),
-        source: Some(source),
-    })?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|source| Error::PrivateKey { path: path.to_path_buf(), source: Some(source) })?;
     Ok(pem)
 }
 
@@ -77,19 +65,11 @@ pub(crate) fn write_public(path: &Path, contents: &str) -> Result<(), Error> {
 /// PEM behind, and the mode is set at creation so a key is never briefly
 /// world-readable. Callers hold [`DirLock`], so the temporary name is unique.
 fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), Error> {
-    let write_error = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let write_error = |source| Error::Write { path: path.to_path_buf(), source };
     let file_name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(write_error)?;
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(write_error)?;
     file.write_all(contents.as_bytes()).map_err(write_error)?;
     file.sync_all().map_err(write_error)?;
     fs::rename(&tmp, path).map_err(write_error)
@@ -97,10 +77,7 @@ fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), Error> {
 
 /// Creates `dir` and its parents if missing.
 pub(crate) fn create_dir(dir: &Path) -> Result<(), Error> {
-    fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })
+    fs::create_dir_all(dir).map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })
 }
 
 /// An exclusive advisory lock on a certificate directory, released on drop.
@@ -116,16 +93,8 @@ impl DirLock {
     /// Blocks until the lock on `dir` is held. `dir` must exist.
     pub(crate) fn acquire(dir: &Path) -> Result<Self, Error> {
         let path: PathBuf = dir.join(".pki.lock");
-        let lock_error = |source| Error::Lock {
-            path: path.clone(),
-            source,
-        };
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(lock_error)?;
+        let lock_error = |source| Error::Lock { path: path.clone(), source };
+        let file = OpenOptions::new().write(true).create(true).truncate(false).open(&path).map_err(lock_error)?;
         // flock semantics: per open file, so it also excludes other threads
         // of this process, which open their own `File`.
         file.lock().map_err(lock_error)?;

@@ -41,9 +41,7 @@ pub fn client_tls(files: &TlsFiles, domain: &str) -> Result<ClientTlsConfig, Err
 /// CLI users, against servers that do not require client certificates.
 pub fn client_tls_ca_only(ca_cert: &Path, domain: &str) -> Result<ClientTlsConfig, Error> {
     let ca = Certificate::from_pem(pem_file::read_certificates(ca_cert)?);
-    Ok(ClientTlsConfig::new()
-        .ca_certificate(ca)
-        .domain_name(domain))
+    Ok(ClientTlsConfig::new().ca_certificate(ca).domain_name(domain))
 }
 
 fn identity(files: &TlsFiles) -> Result<Identity, Error> {

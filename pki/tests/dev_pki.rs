@@ -83,10 +83,7 @@ fn concurrent_callers_share_one_ca() {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
@@ -95,10 +92,7 @@ fn concurrent_callers_share_one_ca() {
 fn issuing_without_a_ca_names_the_missing_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = issue_leaf(dir.path(), dir.path(), "agent-1", &[]).expect_err("no ca");
-    assert!(
-        matches!(&err, Error::Read { path, .. } if path == &dir.path().join("ca-key.pem")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::Read { path, .. } if path == &dir.path().join("ca-key.pem")), "{err:?}");
 }
 
 #[test]
@@ -114,42 +108,15 @@ fn bad_files_are_reported_by_path() {
     let good = ensure_dev_pki(dir.path(), &[]).expect("dev pki");
 
     let missing = dir.path().join("missing.pem");
-    let err = server_tls(
-        &TlsFiles {
-            cert: missing.clone(),
-            ..good.clone()
-        },
-        true,
-    )
-    .expect_err("missing cert");
-    assert!(
-        matches!(&err, Error::Read { path, .. } if path == &missing),
-        "{err:?}"
-    );
+    let err = server_tls(&TlsFiles { cert: missing.clone(), ..good.clone() }, true).expect_err("missing cert");
+    assert!(matches!(&err, Error::Read { path, .. } if path == &missing), "{err:?}");
     assert_eq!(err.to_string(), format!("reading {}", missing.display()));
 
     let garbage = dir.path().join("garbage.pem");
     fs::write(&garbage, "not a certificate").expect("write");
-    let err = server_tls(
-        &TlsFiles {
-            ca_cert: garbage.clone(),
-            ..good.clone()
-        },
-        true,
-    )
-    .expect_err("garbage ca");
-    assert!(
-        matches!(&err, Error::Certificate { path, .. } if path == &garbage),
-        "{err:?}"
-    );
+    let err = server_tls(&TlsFiles { ca_cert: garbage.clone(), ..good.clone() }, true).expect_err("garbage ca");
+    assert!(matches!(&err, Error::Certificate { path, .. } if path == &garbage), "{err:?}");
 
-    let err = server_tls(
-        &TlsFiles {
-            key: good.cert.clone(),
-            ..good
-        },
-        true,
-    )
-    .expect_err("cert as key");
+    let err = server_tls(&TlsFiles { key: good.cert.clone(), ..good }, true).expect_err("cert as key");
     assert!(matches!(err, Error::PrivateKey { .. }), "{err:?}");
 }

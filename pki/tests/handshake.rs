@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry_pki::{
-    TlsFiles, client_tls, client_tls_ca_only, ensure_dev_pki, install_crypto_provider, issue_leaf,
-    peer_common_name, server_tls,
+    TlsFiles, client_tls, client_tls_ca_only, ensure_dev_pki, install_crypto_provider, issue_leaf, peer_common_name,
+    server_tls,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -54,12 +54,7 @@ impl TestServer {
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
                 let _ = stop.await;
             });
-        Self {
-            addr,
-            seen,
-            shutdown,
-            task: tokio::spawn(serve),
-        }
+        Self { addr, seen, shutdown, task: tokio::spawn(serve) }
     }
 
     /// Calls Check with `tls`; any failure (connect, handshake, RPC) is `Err`.
@@ -73,16 +68,12 @@ impl TestServer {
                 .await
                 .map_err(|e| format!("connect: {e:?}"))?;
             let response = HealthClient::new(channel)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
+                .check(HealthCheckRequest { service: String::new() })
                 .await
                 .map_err(|e| format!("check: {e:?}"))?;
             Ok(response.into_inner().status())
         };
-        tokio::time::timeout(Duration::from_secs(10), call)
-            .await
-            .map_err(|_| "timed out".to_owned())?
+        tokio::time::timeout(Duration::from_secs(10), call).await.map_err(|_| "timed out".to_owned())?
     }
 
     fn seen(&self) -> Vec<Option<String>> {
@@ -116,9 +107,7 @@ async fn client_with_leaf_from_same_ca_can_call_check() {
     let server = TestServer::start(&files, true).await;
 
     for domain in ["localhost", "sched-1", "127.0.0.1"] {
-        let status = server
-            .check(client_tls(&files, domain).expect("client tls"))
-            .await;
+        let status = server.check(client_tls(&files, domain).expect("client tls")).await;
         assert_eq!(status, Ok(ServingStatus::Serving), "domain {domain}");
     }
     server.stop().await;
@@ -191,13 +180,8 @@ async fn optional_client_cert_still_refuses_a_cert_from_another_ca() {
     let foreign = dev_pki(other.path());
     let server = TestServer::start(&files, false).await;
 
-    let impostor = TlsFiles {
-        ca_cert: files.ca_cert.clone(),
-        ..foreign
-    };
-    let result = server
-        .check(client_tls(&impostor, "localhost").expect("client tls"))
-        .await;
+    let impostor = TlsFiles { ca_cert: files.ca_cert.clone(), ..foreign };
+    let result = server.check(client_tls(&impostor, "localhost").expect("client tls")).await;
     assert_refused(result, "UnknownCA");
     assert_eq!(server.seen(), Vec::<Option<String>>::new());
     server.stop().await;
@@ -208,13 +192,8 @@ async fn peer_common_name_is_the_issued_leaf_name() {
     install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let files = dev_pki(dir.path());
-    let agent = issue_leaf(
-        dir.path(),
-        &dir.path().join("agents"),
-        "agent-7",
-        &["agent-7.local".to_owned()],
-    )
-    .expect("issue leaf");
+    let agent = issue_leaf(dir.path(), &dir.path().join("agents"), "agent-7", &["agent-7.local".to_owned()])
+        .expect("issue leaf");
     let server = TestServer::start(&files, true).await;
 
     let as_agent = client_tls(&agent, "localhost").expect("client tls");
@@ -222,10 +201,7 @@ async fn peer_common_name_is_the_issued_leaf_name() {
     let as_dev_node = client_tls(&files, "localhost").expect("client tls");
     assert_eq!(server.check(as_dev_node).await, Ok(ServingStatus::Serving));
 
-    assert_eq!(
-        server.seen(),
-        [Some("agent-7".to_owned()), Some("sched-1".to_owned())]
-    );
+    assert_eq!(server.seen(), [Some("agent-7".to_owned()), Some("sched-1".to_owned())]);
     server.stop().await;
 }
 

@@ -202,7 +202,11 @@ pub fn training_spec_to_wire(s: &d::TrainingSpec) -> v1::TrainingSpec {
         instance_count: s.instance_count,
         nproc_per_node: s.nproc_per_node,
         use_torchrun: s.use_torchrun,
-        datasets: s.datasets.iter().map(|ds| v1::Dataset { name: ds.name.clone(), path: ds.path.to_string() }).collect(),
+        datasets: s
+            .datasets
+            .iter()
+            .map(|ds| v1::Dataset { name: ds.name.clone(), path: ds.path.to_string() })
+            .collect(),
         checkpoint_input_path: opt(&s.checkpoint_input_path),
         output_path: s.output_path.to_string(),
         checkpoint_output_path: opt(&s.checkpoint_output_path),
@@ -224,7 +228,11 @@ pub fn training_to_wire(t: &d::Training, placement: Option<&d::Placement>, now_m
         assignments: placement
             .into_iter()
             .flat_map(|p| p.assignments.iter().enumerate())
-            .map(|(rank, a)| v1::Assignment { rank: rank as u32, node_id: a.node_id.clone(), gpu_uuids: a.gpu_uuids.clone() })
+            .map(|(rank, a)| v1::Assignment {
+                rank: rank as u32,
+                node_id: a.node_id.clone(),
+                gpu_uuids: a.gpu_uuids.clone(),
+            })
             .collect(),
         history: t
             .history

@@ -72,21 +72,11 @@ macro_rules! from_redb {
     };
 }
 
-from_redb!(
-    DatabaseError,
-    TransactionError,
-    TableError,
-    StorageError,
-    CommitError,
-    SetDurabilityError,
-);
+from_redb!(DatabaseError, TransactionError, TableError, StorageError, CommitError, SetDurabilityError,);
 
 impl Error {
     pub(crate) fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {
-        Error::Corrupt {
-            what: what.into(),
-            detail: detail.to_string(),
-        }
+        Error::Corrupt { what: what.into(), detail: detail.to_string() }
     }
 }
 

@@ -67,15 +67,9 @@ impl RaftLog {
         let mirror = match tables::load(&db)? {
             Some(mirror) => mirror,
             None => {
-                let conf_state = ConfState {
-                    voters: initial_voters.to_vec(),
-                    ..ConfState::default()
-                };
+                let conf_state = ConfState { voters: initial_voters.to_vec(), ..ConfState::default() };
                 tables::initialise(&db, &conf_state)?;
-                Mirror {
-                    conf_state,
-                    ..Mirror::default()
-                }
+                Mirror { conf_state, ..Mirror::default() }
             }
         };
         debug!(
@@ -151,12 +145,7 @@ impl RaftLog {
     /// On restart the application restores this snapshot and raft replays the committed
     /// entries after it; membership changes after `index` are replayed the same way, which
     /// is why the store's conf state only ever changes with a snapshot.
-    pub fn save_snapshot(
-        &self,
-        index: u64,
-        conf_state: ConfState,
-        data: Vec<u8>,
-    ) -> Result<(), Error> {
+    pub fn save_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<(), Error> {
         self.commit(|mirror| mirror.plan_save_snapshot(index, conf_state, data))?;
         debug!(index, "raft snapshot saved, log compacted");
         Ok(())
@@ -222,17 +211,11 @@ impl RaftLog {
     // Poisoning is ignored on all locks: a panic elsewhere while holding them cannot leave
     // the mirror half-changed, because `Mirror::apply` only moves already-validated data.
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Mirror> {
-        self.inner
-            .mirror
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.mirror.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Mirror> {
-        self.inner
-            .mirror
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.mirror.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock_db(&self) -> MutexGuard<'_, Database> {
@@ -240,10 +223,7 @@ impl RaftLog {
     }
 
     fn lock_staged(&self) -> MutexGuard<'_, Vec<Plan>> {
-        self.inner
-            .staged
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.staged.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

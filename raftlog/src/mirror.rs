@@ -49,9 +49,7 @@ impl Mirror {
     }
 
     pub fn last_index(&self) -> u64 {
-        self.entries
-            .last()
-            .map_or(self.snapshot_index(), |e| e.index)
+        self.entries.last().map_or(self.snapshot_index(), |e| e.index)
     }
 
     /// The entry at `index`, if the log holds it.
@@ -78,10 +76,7 @@ impl Mirror {
         if let Some(snapshot) = write.real_snapshot() {
             let meta = snapshot.get_metadata();
             if meta.index < first_index {
-                return Err(Error::SnapshotOutOfDate {
-                    index: meta.index,
-                    first_index,
-                });
+                return Err(Error::SnapshotOutOfDate { index: meta.index, first_index });
             }
             // As MemStorage::apply_snapshot: raft only hands over a snapshot whose last entry
             // the log does not match, so nothing in the log survives it.
@@ -101,15 +96,9 @@ impl Mirror {
         let append = &write.entries[start..];
         if let Some(first) = append.first() {
             if first.index > last_index + 1 {
-                return Err(Error::Gap {
-                    index: first.index,
-                    after: last_index,
-                });
+                return Err(Error::Gap { index: first.index, after: last_index });
             }
-            plan.truncate_from = Some(
-                plan.truncate_from
-                    .map_or(first.index, |from| from.min(first.index)),
-            );
+            plan.truncate_from = Some(plan.truncate_from.map_or(first.index, |from| from.min(first.index)));
             plan.append = append.to_vec();
         }
 
@@ -121,22 +110,11 @@ impl Mirror {
     }
 
     /// Records a snapshot of the application at `index` and drops the entries it covers.
-    pub fn plan_save_snapshot(
-        &self,
-        index: u64,
-        conf_state: ConfState,
-        data: Vec<u8>,
-    ) -> Result<Plan, Error> {
+    pub fn plan_save_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<Plan, Error> {
         if index < self.snapshot_index() {
-            return Err(Error::SnapshotOutOfDate {
-                index,
-                first_index: self.first_index(),
-            });
+            return Err(Error::SnapshotOutOfDate { index, first_index: self.first_index() });
         }
-        let term = self.term(index).ok_or(Error::Unavailable {
-            index,
-            last_index: self.last_index(),
-        })?;
+        let term = self.term(index).ok_or(Error::Unavailable { index, last_index: self.last_index() })?;
         let mut snapshot = Snapshot::default();
         let meta = snapshot.mut_metadata();
         meta.index = index;
@@ -200,10 +178,7 @@ impl Mirror {
 fn check_consecutive(entries: &[Entry]) -> Result<(), Error> {
     for pair in entries.windows(2) {
         if pair[1].index != pair[0].index + 1 {
-            return Err(Error::Gap {
-                index: pair[1].index,
-                after: pair[0].index,
-            });
+            return Err(Error::Gap { index: pair[1].index, after: pair[0].index });
         }
     }
     Ok(())

@@ -10,10 +10,7 @@ use crate::log::RaftLog;
 impl Storage for RaftLog {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let mirror = self.read();
-        Ok(RaftState::new(
-            mirror.hard_state.clone(),
-            mirror.conf_state.clone(),
-        ))
+        Ok(RaftState::new(mirror.hard_state.clone(), mirror.conf_state.clone()))
     }
 
     /// Entries in `[low, high)`, at least one if any, at most `max_size` bytes otherwise.
@@ -45,11 +42,7 @@ impl Storage for RaftLog {
         if let Some(term) = mirror.term(index) {
             return Ok(term);
         }
-        let error = if index < mirror.snapshot_index() {
-            StorageError::Compacted
-        } else {
-            StorageError::Unavailable
-        };
+        let error = if index < mirror.snapshot_index() { StorageError::Compacted } else { StorageError::Unavailable };
         Err(raft::Error::Store(error))
     }
 
@@ -75,15 +68,8 @@ impl Storage for RaftLog {
         let mirror = self.read();
         let index = mirror.snapshot_index();
         if index == 0 || index < request_index {
-            debug!(
-                to,
-                request_index,
-                snapshot_index = index,
-                "no snapshot to send yet"
-            );
-            return Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            ));
+            debug!(to, request_index, snapshot_index = index, "no snapshot to send yet");
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
         Ok(mirror.snapshot.clone())
     }

@@ -46,11 +46,7 @@ pub(crate) fn load(db: &Database) -> Result<Option<Mirror>, Error> {
     let hard_state = get_decoded::<HardState>(&meta, HARD_STATE)?.unwrap_or_default();
     let snapshot_meta = get_decoded::<SnapshotMetadata>(&meta, SNAPSHOT_META)?;
 
-    let data = txn
-        .open_table(SNAPSHOT)?
-        .get(SNAPSHOT_DATA)?
-        .map(|value| value.value().to_vec())
-        .unwrap_or_default();
+    let data = txn.open_table(SNAPSHOT)?.get(SNAPSHOT_DATA)?.map(|value| value.value().to_vec()).unwrap_or_default();
     let mut snapshot = Snapshot::default();
     // Only when stored: a message field that is set, even to its default, compares unequal
     // to an unset one, and the state must read back exactly as it was written.
@@ -65,30 +61,19 @@ pub(crate) fn load(db: &Database) -> Result<Option<Mirror>, Error> {
         let index = key.value();
         let entry: Entry = decode(|| format!("entry {index}"), value.value())?;
         if entry.index != index {
-            return Err(Error::corrupt(
-                format!("entry {index}"),
-                format!("holds index {}", entry.index),
-            ));
+            return Err(Error::corrupt(format!("entry {index}"), format!("holds index {}", entry.index)));
         }
         entries.push(entry);
     }
 
-    let mirror = Mirror {
-        hard_state,
-        conf_state,
-        snapshot,
-        entries,
-    };
+    let mirror = Mirror { hard_state, conf_state, snapshot, entries };
     mirror.check_loaded()?;
     Ok(Some(mirror))
 }
 
 /// Makes a fresh store: creates the tables and records the initial membership.
 pub(crate) fn initialise(db: &Database, conf_state: &ConfState) -> Result<(), Error> {
-    let plan = Plan {
-        conf_state: Some(conf_state.clone()),
-        ..Plan::default()
-    };
+    let plan = Plan { conf_state: Some(conf_state.clone()), ..Plan::default() };
     commit(db, std::slice::from_ref(&plan))
 }
 
@@ -142,8 +127,5 @@ fn decode<M: Message>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<M, 
 }
 
 fn encode(what: &str, message: &impl Message) -> Result<Vec<u8>, Error> {
-    message.write_to_bytes().map_err(|err| Error::Encode {
-        what: what.to_owned(),
-        detail: err.to_string(),
-    })
+    message.write_to_bytes().map_err(|err| Error::Encode { what: what.to_owned(), detail: err.to_string() })
 }

@@ -92,11 +92,7 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            ..Default::default()
-        }
+        Entry { index, term, ..Default::default() }
     }
 
     fn indexes_and_terms(entries: &[Entry]) -> Vec<(u64, u64)> {
@@ -105,46 +101,25 @@ mod tests {
 
     #[test]
     fn later_entries_replace_the_earlier_suffix() {
-        let mut write = LogWrite {
-            entries: vec![entry(5, 1), entry(6, 1), entry(7, 1)],
-            ..Default::default()
-        };
-        write.merge(LogWrite {
-            entries: vec![entry(6, 2)],
-            ..Default::default()
-        });
+        let mut write = LogWrite { entries: vec![entry(5, 1), entry(6, 1), entry(7, 1)], ..Default::default() };
+        write.merge(LogWrite { entries: vec![entry(6, 2)], ..Default::default() });
         assert_eq!(indexes_and_terms(&write.entries), [(5, 1), (6, 2)]);
     }
 
     #[test]
     fn later_entries_below_the_earlier_ones_replace_them_all() {
-        let mut write = LogWrite {
-            entries: vec![entry(5, 1), entry(6, 1)],
-            ..Default::default()
-        };
-        write.merge(LogWrite {
-            entries: vec![entry(3, 2)],
-            ..Default::default()
-        });
+        let mut write = LogWrite { entries: vec![entry(5, 1), entry(6, 1)], ..Default::default() };
+        write.merge(LogWrite { entries: vec![entry(3, 2)], ..Default::default() });
         assert_eq!(indexes_and_terms(&write.entries), [(3, 2)]);
     }
 
     #[test]
     fn later_hard_state_wins_and_missing_one_keeps_earlier() {
-        let hs = |term| HardState {
-            term,
-            ..Default::default()
-        };
-        let mut write = LogWrite {
-            hard_state: Some(hs(1)),
-            ..Default::default()
-        };
+        let hs = |term| HardState { term, ..Default::default() };
+        let mut write = LogWrite { hard_state: Some(hs(1)), ..Default::default() };
         write.merge(LogWrite::default());
         assert_eq!(write.hard_state, Some(hs(1)));
-        write.merge(LogWrite {
-            hard_state: Some(hs(2)),
-            ..Default::default()
-        });
+        write.merge(LogWrite { hard_state: Some(hs(2)), ..Default::default() });
         assert_eq!(write.hard_state, Some(hs(2)));
     }
 
@@ -155,19 +130,10 @@ mod tests {
         snapshot.mut_metadata().term = 3;
         let mut write = LogWrite {
             entries: vec![entry(5, 1), entry(6, 1)],
-            hard_state: Some(HardState {
-                term: 2,
-                vote: 1,
-                commit: 5,
-                ..Default::default()
-            }),
+            hard_state: Some(HardState { term: 2, vote: 1, commit: 5, ..Default::default() }),
             snapshot: None,
         };
-        write.merge(LogWrite {
-            entries: vec![entry(11, 3)],
-            hard_state: None,
-            snapshot: Some(snapshot.clone()),
-        });
+        write.merge(LogWrite { entries: vec![entry(11, 3)], hard_state: None, snapshot: Some(snapshot.clone()) });
         assert_eq!(indexes_and_terms(&write.entries), [(11, 3)]);
         assert_eq!(write.snapshot, Some(snapshot));
         let hs = write.hard_state.unwrap_or_default();

@@ -40,22 +40,15 @@ impl Subject for RaftLog {
         self.persist(&append(entries)).expect("persist entries");
     }
     fn set_hard_state(&self, hard_state: HardState) {
-        let write = LogWrite {
-            hard_state: Some(hard_state),
-            ..LogWrite::default()
-        };
+        let write = LogWrite { hard_state: Some(hard_state), ..LogWrite::default() };
         self.persist(&write).expect("persist hard state");
     }
     fn apply_snapshot(&self, snapshot: Snapshot) -> raft::Result<()> {
-        let write = LogWrite {
-            snapshot: Some(snapshot),
-            ..LogWrite::default()
-        };
+        let write = LogWrite { snapshot: Some(snapshot), ..LogWrite::default() };
         Ok(self.persist(&write)?)
     }
     fn compact_to(&self, first_index: u64) {
-        self.save_snapshot(first_index - 1, self.conf_state(), b"state".to_vec())
-            .expect("save snapshot");
+        self.save_snapshot(first_index - 1, self.conf_state(), b"state".to_vec()).expect("save snapshot");
     }
 }
 
@@ -94,17 +87,11 @@ impl Subject for Staged {
         self.0.stage(&append(entries)).expect("stage entries");
     }
     fn set_hard_state(&self, hard_state: HardState) {
-        let write = LogWrite {
-            hard_state: Some(hard_state),
-            ..LogWrite::default()
-        };
+        let write = LogWrite { hard_state: Some(hard_state), ..LogWrite::default() };
         self.0.stage(&write).expect("stage hard state");
     }
     fn apply_snapshot(&self, snapshot: Snapshot) -> raft::Result<()> {
-        let write = LogWrite {
-            snapshot: Some(snapshot),
-            ..LogWrite::default()
-        };
+        let write = LogWrite { snapshot: Some(snapshot), ..LogWrite::default() };
         Ok(self.0.stage(&write)?)
     }
     fn compact_to(&self, first_index: u64) {
@@ -128,12 +115,7 @@ fn staged(voters: &[u64]) -> (Staged, Option<TempDir>) {
 
 type New<S> = fn(&[u64]) -> (S, Option<TempDir>);
 
-fn get<S: Storage>(
-    store: &S,
-    low: u64,
-    high: u64,
-    max_size: Option<u64>,
-) -> raft::Result<Vec<Entry>> {
+fn get<S: Storage>(store: &S, low: u64, high: u64, max_size: Option<u64>) -> raft::Result<Vec<Entry>> {
     store.entries(low, high, max_size, GetEntriesContext::empty(false))
 }
 
@@ -159,13 +141,7 @@ fn starts_with_configured_voters<S: Subject>(new: New<S>) {
 
 fn appended_entries_are_readable<S: Subject>(new: New<S>) {
     let (store, _dir) = new(&[1]);
-    let log = [
-        entry(1, 1),
-        entry(2, 1),
-        entry(3, 2),
-        entry(4, 2),
-        entry(5, 3),
-    ];
+    let log = [entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2), entry(5, 3)];
     store.append(log[..3].to_vec());
     store.append(log[3..].to_vec());
 
@@ -188,10 +164,7 @@ fn max_size_limits_but_returns_at_least_one<S: Subject>(new: New<S>) {
     assert_eq!(get(&store, 1, 5, Some(0)), Ok(log[..1].to_vec()));
     let two = size(&log[0]) + size(&log[1]);
     assert_eq!(get(&store, 1, 5, Some(two)), Ok(log[..2].to_vec()));
-    assert_eq!(
-        get(&store, 1, 5, Some(two + size(&log[2]) - 1)),
-        Ok(log[..2].to_vec())
-    );
+    assert_eq!(get(&store, 1, 5, Some(two + size(&log[2]) - 1)), Ok(log[..2].to_vec()));
 }
 
 fn conflicting_suffix_is_replaced<S: Subject>(new: New<S>) {
@@ -203,10 +176,7 @@ fn conflicting_suffix_is_replaced<S: Subject>(new: New<S>) {
     assert_eq!(store.term(2), Ok(1));
     assert_eq!(store.term(3), Ok(2));
     assert_eq!(store.term(5), unavailable());
-    assert_eq!(
-        get(&store, 1, 5, None),
-        Ok(vec![entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2)])
-    );
+    assert_eq!(get(&store, 1, 5, None), Ok(vec![entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2)]));
 
     // A replacement that starts right after the last entry is a plain append.
     store.append(vec![entry(5, 3)]);
@@ -233,9 +203,7 @@ fn snapshot_replaces_log_and_membership<S: Subject>(new: New<S>) {
     let (store, _dir) = new(&[1]);
     store.append(entries(1, 5, 1));
     store.set_hard_state(hard_state(1, 1, 3));
-    store
-        .apply_snapshot(snapshot(8, 2, &[1, 2, 3], b""))
-        .expect("apply snapshot");
+    store.apply_snapshot(snapshot(8, 2, &[1, 2, 3], b"")).expect("apply snapshot");
 
     assert_eq!(store.first_index(), Ok(9));
     assert_eq!(store.last_index(), Ok(8));
@@ -247,17 +215,12 @@ fn snapshot_replaces_log_and_membership<S: Subject>(new: New<S>) {
 
     store.append(vec![entry(9, 2), entry(10, 3)]);
     assert_eq!(store.last_index(), Ok(10));
-    assert_eq!(
-        get(&store, 9, 11, None),
-        Ok(vec![entry(9, 2), entry(10, 3)])
-    );
+    assert_eq!(get(&store, 9, 11, None), Ok(vec![entry(9, 2), entry(10, 3)]));
 }
 
 fn stale_snapshot_is_rejected<S: Subject>(new: New<S>) {
     let (store, _dir) = new(&[1]);
-    store
-        .apply_snapshot(snapshot(8, 2, &[1], b""))
-        .expect("apply snapshot");
+    store.apply_snapshot(snapshot(8, 2, &[1], b"")).expect("apply snapshot");
     assert_eq!(
         store.apply_snapshot(snapshot(5, 2, &[1], b"")),
         Err(raft::Error::Store(StorageError::SnapshotOutOfDate))
@@ -306,10 +269,8 @@ mod redb_only {
     fn term_before_first_index_is_the_snapshot_term() {
         // MemStorage::compact forgets it; raft needs it to match a follower's log.
         let TempLog { log, dir: _dir } = TempLog::new(&[1]);
-        log.persist(&append(vec![entry(1, 1), entry(2, 1), entry(3, 2)]))
-            .expect("persist");
-        log.save_snapshot(2, conf_state(&[1]), b"s".to_vec())
-            .expect("save snapshot");
+        log.persist(&append(vec![entry(1, 1), entry(2, 1), entry(3, 2)])).expect("persist");
+        log.save_snapshot(2, conf_state(&[1]), b"s".to_vec()).expect("save snapshot");
         assert_eq!(Storage::first_index(&log), Ok(3));
         assert_eq!(log.term(2), Ok(1));
         assert_eq!(log.term(1), compacted());
@@ -333,43 +294,27 @@ mod redb_only {
     fn no_snapshot_yet_is_temporarily_unavailable() {
         // MemStorage makes one up from the commit index; raft aborts on an empty one.
         let TempLog { log, dir: _dir } = TempLog::new(&[1]);
-        assert_eq!(
-            log.snapshot(0, 2),
-            Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable
-            ))
-        );
+        assert_eq!(log.snapshot(0, 2), Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)));
     }
 
     #[test]
     fn snapshot_is_the_latest_saved_one_unless_older_than_requested() {
         let TempLog { log, dir: _dir } = TempLog::new(&[1, 2]);
         log.persist(&append(entries(1, 5, 1))).expect("persist");
-        log.save_snapshot(4, conf_state(&[1, 2]), b"app@4".to_vec())
-            .expect("save snapshot");
+        log.save_snapshot(4, conf_state(&[1, 2]), b"app@4".to_vec()).expect("save snapshot");
 
         let sent = log.snapshot(0, 2).expect("snapshot");
         assert_eq!(sent, snapshot(4, 1, &[1, 2], b"app@4"));
         assert_eq!(log.snapshot(4, 2), Ok(sent));
-        assert_eq!(
-            log.snapshot(5, 2),
-            Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable
-            ))
-        );
+        assert_eq!(log.snapshot(5, 2), Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)));
     }
 
     #[test]
     fn save_snapshot_keeps_later_entries_and_raises_commit() {
         let TempLog { log, dir: _dir } = TempLog::new(&[1]);
-        log.persist(&LogWrite {
-            entries: entries(1, 6, 1),
-            hard_state: Some(hard_state(1, 1, 3)),
-            snapshot: None,
-        })
-        .expect("persist");
-        log.save_snapshot(4, conf_state(&[1]), b"app@4".to_vec())
-            .expect("save snapshot");
+        log.persist(&LogWrite { entries: entries(1, 6, 1), hard_state: Some(hard_state(1, 1, 3)), snapshot: None })
+            .expect("persist");
+        log.save_snapshot(4, conf_state(&[1]), b"app@4".to_vec()).expect("save snapshot");
 
         assert_eq!(log.snapshot_index(), 4);
         assert_eq!(get(&log, 5, 7, None), Ok(entries(5, 6, 1)));
@@ -380,26 +325,12 @@ mod redb_only {
     fn save_snapshot_past_the_log_or_before_the_last_one_is_rejected() {
         let TempLog { log, dir: _dir } = TempLog::new(&[1]);
         log.persist(&append(entries(1, 5, 1))).expect("persist");
-        let err = log
-            .save_snapshot(6, conf_state(&[1]), vec![])
-            .expect_err("past the log");
-        assert!(matches!(
-            err,
-            gantry_raftlog::Error::Unavailable {
-                index: 6,
-                last_index: 5
-            }
-        ));
+        let err = log.save_snapshot(6, conf_state(&[1]), vec![]).expect_err("past the log");
+        assert!(matches!(err, gantry_raftlog::Error::Unavailable { index: 6, last_index: 5 }));
 
-        log.save_snapshot(3, conf_state(&[1]), vec![])
-            .expect("save");
-        let err = log
-            .save_snapshot(2, conf_state(&[1]), vec![])
-            .expect_err("older than the last");
-        assert!(matches!(
-            err,
-            gantry_raftlog::Error::SnapshotOutOfDate { index: 2, .. }
-        ));
+        log.save_snapshot(3, conf_state(&[1]), vec![]).expect("save");
+        let err = log.save_snapshot(2, conf_state(&[1]), vec![]).expect_err("older than the last");
+        assert!(matches!(err, gantry_raftlog::Error::SnapshotOutOfDate { index: 2, .. }));
     }
 
     #[test]
@@ -408,25 +339,13 @@ mod redb_only {
         log.persist(&append(entries(1, 3, 1))).expect("persist");
         let before = common::observe(&log);
 
-        let gap = LogWrite {
-            entries: vec![entry(5, 1)],
-            hard_state: Some(hard_state(9, 9, 9)),
-            snapshot: None,
-        };
+        let gap = LogWrite { entries: vec![entry(5, 1)], hard_state: Some(hard_state(9, 9, 9)), snapshot: None };
         let err = log.persist(&gap).expect_err("hole after the log");
-        assert!(matches!(
-            err,
-            gantry_raftlog::Error::Gap { index: 5, after: 3 }
-        ));
+        assert!(matches!(err, gantry_raftlog::Error::Gap { index: 5, after: 3 }));
 
         let not_consecutive = append(vec![entry(4, 1), entry(6, 1)]);
-        let err = log
-            .persist(&not_consecutive)
-            .expect_err("hole inside the write");
-        assert!(matches!(
-            err,
-            gantry_raftlog::Error::Gap { index: 6, after: 4 }
-        ));
+        let err = log.persist(&not_consecutive).expect_err("hole inside the write");
+        assert!(matches!(err, gantry_raftlog::Error::Gap { index: 6, after: 4 }));
 
         assert_eq!(common::observe(&log), before);
     }

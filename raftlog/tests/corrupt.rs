@@ -20,11 +20,7 @@ fn store_with_entries() -> TempLog {
     let store = TempLog::new(&[1]);
     store
         .log
-        .persist(&LogWrite {
-            entries: entries(1, 3, 1),
-            hard_state: Some(hard_state(1, 1, 2)),
-            snapshot: None,
-        })
+        .persist(&LogWrite { entries: entries(1, 3, 1), hard_state: Some(hard_state(1, 1, 2)), snapshot: None })
         .expect("persist");
     store
 }
@@ -116,12 +112,6 @@ fn not_a_redb_file() {
 
 #[test]
 fn errors_reach_raft_as_storage_errors() {
-    let err = raft::Error::from(Error::Corrupt {
-        what: "entry 1".into(),
-        detail: "bad".into(),
-    });
-    assert!(matches!(
-        err,
-        raft::Error::Store(raft::StorageError::Other(_))
-    ));
+    let err = raft::Error::from(Error::Corrupt { what: "entry 1".into(), detail: "bad".into() });
+    assert!(matches!(err, raft::Error::Store(raft::StorageError::Other(_))));
 }

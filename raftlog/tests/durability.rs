@@ -21,11 +21,7 @@ fn entries_and_hard_state_survive_reopen() {
     let store = TempLog::new(&[1]);
     store
         .log
-        .persist(&LogWrite {
-            entries: entries(1, 5, 1),
-            hard_state: Some(hard_state(1, 1, 2)),
-            snapshot: None,
-        })
+        .persist(&LogWrite { entries: entries(1, 5, 1), hard_state: Some(hard_state(1, 1, 2)), snapshot: None })
         .expect("persist");
     store
         .log
@@ -47,22 +43,13 @@ fn entries_and_hard_state_survive_reopen() {
 #[test]
 fn saved_snapshot_and_compaction_survive_reopen() {
     let store = TempLog::new(&[1]);
-    store
-        .log
-        .persist(&append(entries(1, 8, 3)))
-        .expect("persist");
-    store
-        .log
-        .save_snapshot(5, conf_state(&[1, 2]), b"state at 5".to_vec())
-        .expect("save snapshot");
+    store.log.persist(&append(entries(1, 8, 3))).expect("persist");
+    store.log.save_snapshot(5, conf_state(&[1, 2]), b"state at 5".to_vec()).expect("save snapshot");
     let before = observe(&store.log);
 
     let store = store.reopen();
     assert_eq!(observe(&store.log), before);
-    assert_eq!(
-        store.log.latest_snapshot(),
-        snapshot(5, 3, &[1, 2], b"state at 5")
-    );
+    assert_eq!(store.log.latest_snapshot(), snapshot(5, 3, &[1, 2], b"state at 5"));
     assert_eq!(store.log.first_index(), Ok(6));
     assert_eq!(store.log.term(5), Ok(3));
     assert_eq!(store.log.conf_state(), conf_state(&[1, 2]));
@@ -92,15 +79,9 @@ fn received_snapshot_survives_reopen() {
 #[test]
 fn rejected_write_leaves_the_file_unchanged() {
     let store = TempLog::new(&[1]);
-    store
-        .log
-        .persist(&append(entries(1, 3, 1)))
-        .expect("persist");
+    store.log.persist(&append(entries(1, 3, 1))).expect("persist");
     let before = observe(&store.log);
-    store
-        .log
-        .persist(&append(vec![entry(7, 1)]))
-        .expect_err("hole");
+    store.log.persist(&append(vec![entry(7, 1)])).expect_err("hole");
 
     let store = store.reopen();
     assert_eq!(observe(&store.log), before);
@@ -119,11 +100,7 @@ fn staged_writes_are_visible_at_once_and_durable_after_sync() {
     let store = TempLog::new(&[1]);
     store
         .log
-        .stage(&LogWrite {
-            entries: entries(1, 3, 1),
-            hard_state: Some(hard_state(1, 1, 2)),
-            snapshot: None,
-        })
+        .stage(&LogWrite { entries: entries(1, 3, 1), hard_state: Some(hard_state(1, 1, 2)), snapshot: None })
         .expect("stage");
     store.log.stage(&append(entries(4, 5, 1))).expect("stage");
     assert_eq!(store.log.last_index(), 5);
@@ -138,10 +115,7 @@ fn staged_writes_are_visible_at_once_and_durable_after_sync() {
 #[test]
 fn staged_writes_not_synced_are_lost_like_in_a_crash() {
     let store = TempLog::new(&[1]);
-    store
-        .log
-        .persist(&append(entries(1, 2, 1)))
-        .expect("persist");
+    store.log.persist(&append(entries(1, 2, 1))).expect("persist");
     let durable = observe(&store.log);
     store.log.stage(&append(entries(3, 4, 1))).expect("stage");
     assert_eq!(store.log.last_index(), 4);
@@ -155,18 +129,9 @@ fn synchronous_writes_commit_staged_ones_first() {
     let store = TempLog::new(&[1]);
     store.log.stage(&append(entries(1, 6, 2))).expect("stage");
     // Planned against the staged log: entry 5 exists only there.
-    store
-        .log
-        .save_snapshot(5, conf_state(&[1]), b"state at 5".to_vec())
-        .expect("save snapshot");
+    store.log.save_snapshot(5, conf_state(&[1]), b"state at 5".to_vec()).expect("save snapshot");
     store.log.stage(&append(vec![entry(7, 2)])).expect("stage");
-    store
-        .log
-        .persist(&LogWrite {
-            hard_state: Some(hard_state(2, 1, 7)),
-            ..LogWrite::default()
-        })
-        .expect("persist");
+    store.log.persist(&LogWrite { hard_state: Some(hard_state(2, 1, 7)), ..LogWrite::default() }).expect("persist");
     let before = observe(&store.log);
     assert_eq!(before.first_index, 6);
     assert_eq!(before.last_index, 7);
@@ -180,10 +145,7 @@ fn rejected_stage_changes_nothing() {
     let store = TempLog::new(&[1]);
     store.log.stage(&append(entries(1, 2, 1))).expect("stage");
     let before = observe(&store.log);
-    store
-        .log
-        .stage(&append(vec![entry(9, 1)]))
-        .expect_err("hole");
+    store.log.stage(&append(vec![entry(9, 1)])).expect_err("hole");
     assert_eq!(observe(&store.log), before);
     store.log.sync().expect("sync");
     assert_eq!(observe(&store.reopen().log), before);

@@ -25,11 +25,7 @@ fn step() -> impl Strategy<Value = Step> {
         (0..4u64, 0..4u64, any::<bool>()),
         proptest::option::of((0..3u64, 0..4u64)),
     )
-        .prop_map(|(snapshot, entries, hard_state)| Step {
-            snapshot,
-            entries,
-            hard_state,
-        })
+        .prop_map(|(snapshot, entries, hard_state)| Step { snapshot, entries, hard_state })
 }
 
 /// The log as raft sees it while producing writes: enough to keep them valid (entries
@@ -107,14 +103,8 @@ proptest! {
 
 #[test]
 fn conf_state_from_a_merged_snapshot_is_the_latest() {
-    let mut write = LogWrite {
-        snapshot: Some(snapshot(5, 1, &[1, 2], b"")),
-        ..LogWrite::default()
-    };
-    write.merge(LogWrite {
-        snapshot: Some(snapshot(9, 2, &[1, 2, 3], b"")),
-        ..LogWrite::default()
-    });
+    let mut write = LogWrite { snapshot: Some(snapshot(5, 1, &[1, 2], b"")), ..LogWrite::default() };
+    write.merge(LogWrite { snapshot: Some(snapshot(9, 2, &[1, 2, 3], b"")), ..LogWrite::default() });
     let store = TempLog::new(&[1]);
     store.log.persist(&write).expect("persist");
     assert_eq!(store.log.conf_state(), conf_state(&[1, 2, 3]));

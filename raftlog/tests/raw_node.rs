@@ -32,21 +32,14 @@ impl App {
             self.applied_index = entry.index;
             // The leader's empty entry on election carries nothing to apply.
             if entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty() {
-                self.values
-                    .push(String::from_utf8_lossy(&entry.data).into_owned());
+                self.values.push(String::from_utf8_lossy(&entry.data).into_owned());
             }
         }
     }
 }
 
 fn node(log: &RaftLog, applied: u64) -> RawNode<RaftLog> {
-    let config = Config {
-        id: 1,
-        election_tick: 10,
-        heartbeat_tick: 3,
-        applied,
-        ..Config::default()
-    };
+    let config = Config { id: 1, election_tick: 10, heartbeat_tick: 3, applied, ..Config::default() };
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     RawNode::new(&config, log.clone(), &logger).expect("raw node")
 }
@@ -69,9 +62,7 @@ fn drain_ready(node: &mut RawNode<RaftLog>, app: &mut App) {
         // 3. committed entries (raft only hands out ones already persisted)
         app.apply(ready.take_committed_entries());
         // 4 + 5. snapshot, entries and hard state: one fsynced transaction
-        node.store()
-            .persist(&LogWrite::from_ready(&mut ready))
-            .expect("persist ready");
+        node.store().persist(&LogWrite::from_ready(&mut ready)).expect("persist ready");
         // 6. messages that must wait until the above is durable (votes, acks)
         send(ready.take_persisted_messages());
         let number = ready.number();
@@ -83,8 +74,7 @@ fn drain_ready(node: &mut RawNode<RaftLog>, app: &mut App) {
 
 fn propose(node: &mut RawNode<RaftLog>, app: &mut App, values: &[&str]) {
     for value in values {
-        node.propose(vec![], value.as_bytes().to_vec())
-            .expect("propose");
+        node.propose(vec![], value.as_bytes().to_vec()).expect("propose");
     }
     drain_ready(node, app);
 }
@@ -111,12 +101,7 @@ fn committed_entries_survive_a_restart() {
     assert_eq!(log.hard_state().commit, log.last_index());
     let first = log.first_index().expect("first index");
     let data: Vec<Vec<u8>> = log
-        .entries(
-            first,
-            log.last_index() + 1,
-            None,
-            raft::GetEntriesContext::empty(false),
-        )
+        .entries(first, log.last_index() + 1, None, raft::GetEntriesContext::empty(false))
         .expect("entries")
         .into_iter()
         .map(|e| e.data.to_vec())
@@ -142,10 +127,7 @@ fn restart_from_a_snapshot_replays_only_later_entries() {
         propose(&mut node, &mut app, &["a", "b"]);
 
         let conf_state = store.log.conf_state();
-        store
-            .log
-            .save_snapshot(app.applied_index, conf_state, app.snapshot_data())
-            .expect("save snapshot");
+        store.log.save_snapshot(app.applied_index, conf_state, app.snapshot_data()).expect("save snapshot");
         assert_eq!(store.log.first_index(), Ok(app.applied_index + 1));
 
         // Raft keeps working on the compacted log.
@@ -172,11 +154,7 @@ fn restart_from_a_snapshot_replays_only_later_entries() {
 
 /// The pipelined half of the loop: stages and advances every pending `Ready` without
 /// waiting for the disk. Returns the number of the last one staged.
-fn stage_ready(
-    node: &mut RawNode<RaftLog>,
-    app: &mut App,
-    handed_out: &mut Vec<u64>,
-) -> Option<u64> {
+fn stage_ready(node: &mut RawNode<RaftLog>, app: &mut App, handed_out: &mut Vec<u64>) -> Option<u64> {
     let mut last = None;
     while node.has_ready() {
         let mut ready = node.ready();
@@ -210,8 +188,7 @@ fn pipelined_ready_loop_with_a_lagging_sync() {
         let mut unsynced = None;
         for round in 0..10 {
             if round < 9 {
-                node.propose(vec![], format!("v{round}").into_bytes())
-                    .expect("propose");
+                node.propose(vec![], format!("v{round}").into_bytes()).expect("propose");
             }
             unsynced = stage_ready(&mut node, &mut app, &mut handed_out).or(unsynced);
             if round % 3 == 2 || round == 9 {

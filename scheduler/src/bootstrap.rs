@@ -73,7 +73,8 @@ fn write_client_config(path: &PathBuf, config: &Config, token: &str, ca_cert: Op
     let scheme = if ca_cert.is_some() { "https" } else { "http" };
     let addr = config.replica.listen_api;
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-    let mut text = format!("servers = [\"{scheme}://{host}:{}\"]\ntoken = \"{token}\"\nproject = \"default\"\n", addr.port());
+    let mut text =
+        format!("servers = [\"{scheme}://{host}:{}\"]\ntoken = \"{token}\"\nproject = \"default\"\n", addr.port());
     if let Some(ca) = ca_cert {
         text.push_str(&format!("ca_cert = \"{}\"\n", ca.display()));
     }

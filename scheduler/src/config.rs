@@ -229,7 +229,8 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
                 toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?
             }
             None => {
@@ -286,11 +287,16 @@ impl Config {
             if !ids.insert(p.id) {
                 return Err(invalid(&format!("peers[{i}].id"), format!("duplicate replica id {}", p.id)));
             }
-            let scheme_ok = if self.tls.insecure_dev { p.url.starts_with("http://") } else { p.url.starts_with("https://") };
+            let scheme_ok =
+                if self.tls.insecure_dev { p.url.starts_with("http://") } else { p.url.starts_with("https://") };
             if !scheme_ok {
                 return Err(invalid(
                     &format!("peers[{i}].url"),
-                    if self.tls.insecure_dev { "must start with http:// (tls.insecure_dev is set)" } else { "must start with https://" },
+                    if self.tls.insecure_dev {
+                        "must start with http:// (tls.insecure_dev is set)"
+                    } else {
+                        "must start with https://"
+                    },
                 ));
             }
         }

@@ -23,7 +23,11 @@ pub async fn render(raft: &RaftHandle) -> String {
         gauge("gantry_raft_commit_index", "Highest committed log index.", &[(String::new(), s.commit_index)]);
         gauge("gantry_raft_applied_index", "Highest applied log index.", &[(String::new(), s.applied_index)]);
         gauge("gantry_raft_snapshot_index", "Index of the latest snapshot.", &[(String::new(), s.snapshot_index)]);
-        gauge("gantry_raft_is_leader", "1 if this replica leads.", &[(String::new(), u64::from(s.role == Role::Leader))]);
+        gauge(
+            "gantry_raft_is_leader",
+            "1 if this replica leads.",
+            &[(String::new(), u64::from(s.role == Role::Leader))],
+        );
         gauge("gantry_raft_leader_id", "Replica id of the known leader (0: none).", &[(String::new(), s.leader_id)]);
     }
     let (trainings, nodes, pending) = {

@@ -21,9 +21,12 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, TrainingApi};
 use crate::config::Config;
-use crate::raft::{self, RaftHandle, RaftOptions, RaftPeerService, MAX_MESSAGE_BYTES};
+use crate::raft::{self, MAX_MESSAGE_BYTES, RaftHandle, RaftOptions, RaftPeerService};
 use crate::state::{Command, CommandV1};
 use crate::{bootstrap, controller};
+
+/// How long shutdown waits for in-flight requests and streams.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 
 /// Runs the replica until `cancel` fires. Calls `ready` once both listeners accept.
 pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()) -> anyhow::Result<()> {
@@ -85,19 +88,13 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     // TCP_NODELAY on accepted connections: without it Nagle's algorithm holds small
     // raft messages and replies back for up to 40 ms (delayed ACK) per round trip.
     let incoming = |l: tokio::net::TcpListener| TcpIncoming::from(l).with_nodelay(Some(true));
-    let api_server = tokio::spawn(api_router.serve_with_incoming_shutdown(
-        incoming(api_listener),
-        cancel.clone().cancelled_owned(),
-    ));
-    let peer_server = tokio::spawn(peer_router.serve_with_incoming_shutdown(
-        incoming(peer_listener),
-        cancel.clone().cancelled_owned(),
-    ));
-    let placement = tokio::spawn(controller::placement::run(
-        handle.clone(),
-        config.controllers.placement_interval,
-        cancel.clone(),
-    ));
+    let api_server =
+        tokio::spawn(api_router.serve_with_incoming_shutdown(incoming(api_listener), cancel.clone().cancelled_owned()));
+    let peer_server = tokio::spawn(
+        peer_router.serve_with_incoming_shutdown(incoming(peer_listener), cancel.clone().cancelled_owned()),
+    );
+    let placement =
+        tokio::spawn(controller::placement::run(handle.clone(), config.controllers.placement_interval, cancel.clone()));
     let seeding = tokio::spawn(seed_catalog(handle.clone(), config.clone(), cancel.clone()));
     let metrics = match config.metrics.listen {
         Some(addr) => Some(tokio::spawn(crate::metrics::serve(addr, handle.clone(), cancel.clone()))),
@@ -114,7 +111,14 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     // leaves a replica that cannot serve: exit non-zero so the supervisor restarts it.
     let unexpected = raft_ended.is_some() && !cancel.is_cancelled();
     cancel.cancel();
-    let _ = tokio::join!(api_server, peer_server, placement, seeding);
+    // Graceful drain waits for open streams (peers' long-lived raft streams, followed
+    // logs) to end; bound it so a replica always stops promptly.
+    let drain = async {
+        let _ = tokio::join!(api_server, peer_server, placement, seeding);
+    };
+    if tokio::time::timeout(SHUTDOWN_DRAIN, drain).await.is_err() {
+        tracing::warn!("connections still open after {SHUTDOWN_DRAIN:?}; closing them");
+    }
     match raft_ended {
         Some(ended) if unexpected => anyhow::bail!("raft ready loop stopped unexpectedly: {ended:?}"),
         Some(_) => {}
@@ -138,7 +142,8 @@ async fn seed_catalog(raft: RaftHandle, config: Config, cancel: CancellationToke
         if raft.is_leader() && raft.read_barrier().await.is_ok() {
             let missing: Vec<CommandV1> = {
                 let state = raft.state();
-                let its = config.catalog.instance_types.iter().filter(|it| !state.instance_types.contains_key(&it.name));
+                let its =
+                    config.catalog.instance_types.iter().filter(|it| !state.instance_types.contains_key(&it.name));
                 let imgs = config.catalog.images.iter().filter(|img| !state.images.contains_key(&img.name));
                 its.map(|it| CommandV1::PutInstanceType { instance_type: it.clone() })
                     .chain(imgs.map(|img| CommandV1::PutImage { image: img.clone() }))

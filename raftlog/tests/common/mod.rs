@@ -9,12 +9,7 @@ use raft::{GetEntriesContext, Storage};
 use tempfile::TempDir;
 
 pub fn entry(index: u64, term: u64) -> Entry {
-    Entry {
-        index,
-        term,
-        data: format!("{index}@{term}").into_bytes().into(),
-        ..Entry::default()
-    }
+    Entry { index, term, data: format!("{index}@{term}").into_bytes().into(), ..Entry::default() }
 }
 
 /// Entries `from..=to`, all of `term`.
@@ -23,19 +18,11 @@ pub fn entries(from: u64, to: u64, term: u64) -> Vec<Entry> {
 }
 
 pub fn conf_state(voters: &[u64]) -> ConfState {
-    ConfState {
-        voters: voters.to_vec(),
-        ..ConfState::default()
-    }
+    ConfState { voters: voters.to_vec(), ..ConfState::default() }
 }
 
 pub fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
-    HardState {
-        term,
-        vote,
-        commit,
-        ..HardState::default()
-    }
+    HardState { term, vote, commit, ..HardState::default() }
 }
 
 pub fn snapshot(index: u64, term: u64, voters: &[u64], data: &[u8]) -> Snapshot {
@@ -49,10 +36,7 @@ pub fn snapshot(index: u64, term: u64, voters: &[u64], data: &[u8]) -> Snapshot 
 }
 
 pub fn append(entries: Vec<Entry>) -> LogWrite {
-    LogWrite {
-        entries,
-        ..LogWrite::default()
-    }
+    LogWrite { entries, ..LogWrite::default() }
 }
 
 /// A store in a temporary directory that lives as long as the value.
@@ -96,14 +80,7 @@ pub fn observe(log: &RaftLog) -> Observed {
     let state = log.initial_state().expect("initial state");
     let first_index = log.first_index().expect("first index");
     let last_index = log.last_index();
-    let entries = log
-        .entries(
-            first_index,
-            last_index + 1,
-            None,
-            GetEntriesContext::empty(false),
-        )
-        .expect("all entries");
+    let entries = log.entries(first_index, last_index + 1, None, GetEntriesContext::empty(false)).expect("all entries");
     assert_eq!(state.hard_state, log.hard_state());
     assert_eq!(state.conf_state, log.conf_state());
     Observed {

@@ -17,7 +17,8 @@ impl CatalogService for CatalogApi {
     #[tracing::instrument(skip_all)]
     async fn put_instance_type(&self, req: Request<PutInstanceTypeRequest>) -> Result<Response<InstanceType>, Status> {
         self.0.auth.authenticate(&req)?.authorize_cluster()?;
-        let wire = req.into_inner().instance_type.ok_or_else(|| Status::invalid_argument("instance_type: is required"))?;
+        let wire =
+            req.into_inner().instance_type.ok_or_else(|| Status::invalid_argument("instance_type: is required"))?;
         let instance_type = convert::instance_type_from_wire(&wire).map_err(status::invalid)?;
         match self.0.write(CommandV1::PutInstanceType { instance_type }).await? {
             Applied::InstanceType(it) => Ok(Response::new(convert::instance_type_to_wire(&it))),
@@ -38,7 +39,10 @@ impl CatalogService for CatalogApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_instance_type(&self, req: Request<DeleteInstanceTypeRequest>) -> Result<Response<DeleteResponse>, Status> {
+    async fn delete_instance_type(
+        &self,
+        req: Request<DeleteInstanceTypeRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
         self.0.auth.authenticate(&req)?.authorize_cluster()?;
         let name = req.into_inner().name;
         self.0.write(CommandV1::DeleteInstanceType { name }).await?;

@@ -6,7 +6,7 @@ use gantry_proto::v1::*;
 use tonic::{Request, Response, Status};
 
 use super::catalog::unexpected;
-use super::context::{new_id, now_ms, ApiContext};
+use super::context::{ApiContext, new_id, now_ms};
 use super::status;
 use crate::state::{Applied, CommandV1, State};
 
@@ -50,7 +50,10 @@ impl ExperimentService for ExperimentApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_experiments(&self, req: Request<ListExperimentsRequest>) -> Result<Response<ListExperimentsResponse>, Status> {
+    async fn list_experiments(
+        &self,
+        req: Request<ListExperimentsRequest>,
+    ) -> Result<Response<ListExperimentsResponse>, Status> {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
         self.0.read_barrier(req.get_ref().read.as_ref()).await?;
         let state = self.0.raft.state();
@@ -62,7 +65,10 @@ impl ExperimentService for ExperimentApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_experiment(&self, req: Request<DeleteExperimentRequest>) -> Result<Response<DeleteExperimentResponse>, Status> {
+    async fn delete_experiment(
+        &self,
+        req: Request<DeleteExperimentRequest>,
+    ) -> Result<Response<DeleteExperimentResponse>, Status> {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
         let r = req.into_inner();
         self.0.write(CommandV1::DeleteExperiment { project: r.project, name: r.name }).await?;

@@ -16,7 +16,7 @@ mod training;
 
 pub use catalog::CatalogApi;
 pub use cluster::ClusterApi;
-pub use context::{now_ms, ApiContext};
+pub use context::{ApiContext, now_ms};
 pub use experiment::ExperimentApi;
 pub use node::{AgentApi, NodeApi};
 pub use training::TrainingApi;

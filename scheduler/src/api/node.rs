@@ -4,12 +4,14 @@ use gantry_domain::Node;
 use gantry_proto::convert;
 use gantry_proto::v1::agent_service_server::AgentService;
 use gantry_proto::v1::node_service_server::NodeService;
-use gantry_proto::v1::{self as pb, GetNodeRequest, ListNodesRequest, ListNodesResponse, RegisterNodeRequest, RegisterNodeResponse};
+use gantry_proto::v1::{
+    self as pb, GetNodeRequest, ListNodesRequest, ListNodesResponse, RegisterNodeRequest, RegisterNodeResponse,
+};
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::catalog::unexpected;
-use super::context::{now_ms, ApiContext};
+use super::context::{ApiContext, now_ms};
 use super::status;
 use crate::state::{Applied, CommandV1, State, WorkloadOwner};
 

@@ -6,7 +6,7 @@ use gantry_proto::v1::*;
 use tonic::{Request, Response, Status};
 
 use super::catalog::unexpected;
-use super::context::{new_id, now_ms, ApiContext};
+use super::context::{ApiContext, new_id, now_ms};
 use super::status;
 use crate::state::{Applied, CommandV1, State};
 
@@ -58,7 +58,10 @@ impl TrainingService for TrainingApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_trainings(&self, req: Request<ListTrainingsRequest>) -> Result<Response<ListTrainingsResponse>, Status> {
+    async fn list_trainings(
+        &self,
+        req: Request<ListTrainingsRequest>,
+    ) -> Result<Response<ListTrainingsResponse>, Status> {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
         self.0.read_barrier(req.get_ref().read.as_ref()).await?;
         let r = req.get_ref();
@@ -85,11 +88,16 @@ impl TrainingService for TrainingApi {
     async fn stop_training(&self, req: Request<StopTrainingRequest>) -> Result<Response<Training>, Status> {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
         let r = req.into_inner();
-        applied_training(self.0.write(CommandV1::StopTraining { project: r.project, name: r.name, now_ms: now_ms() }).await?)
+        applied_training(
+            self.0.write(CommandV1::StopTraining { project: r.project, name: r.name, now_ms: now_ms() }).await?,
+        )
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_training(&self, req: Request<DeleteTrainingRequest>) -> Result<Response<DeleteTrainingResponse>, Status> {
+    async fn delete_training(
+        &self,
+        req: Request<DeleteTrainingRequest>,
+    ) -> Result<Response<DeleteTrainingResponse>, Status> {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
         let r = req.into_inner();
         self.0.write(CommandV1::DeleteTraining { project: r.project, name: r.name }).await?;

@@ -17,10 +17,8 @@ pub fn plan(state: &State, now_ms: u64) -> Vec<CommandV1> {
         return Vec::new();
     }
     pending.sort_by_key(|(id, w)| (w.created_index, id.as_str()));
-    let problem = Problem {
-        nodes: state.node_snapshots(),
-        pending: pending.iter().map(|(_, w)| w.demand.clone()).collect(),
-    };
+    let problem =
+        Problem { nodes: state.node_snapshots(), pending: pending.iter().map(|(_, w)| w.demand.clone()).collect() };
     let solution = solve(&problem);
     let mut commands: Vec<CommandV1> = solution
         .placed
@@ -70,7 +68,7 @@ pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{apply, Applied};
+    use crate::state::{Applied, apply};
     use gantry_domain::*;
 
     fn setup(gpus_on_node: usize) -> State {
@@ -80,39 +78,59 @@ mod tests {
             i += 1;
             apply(s, i, Command::V1(c))
         };
-        run(&mut s, CommandV1::PutInstanceType {
-            instance_type: InstanceType { name: "g2".into(), cpu_millis: 4000, memory_mib: 8192, gpu_count: 2, gpu_model: Some("A100-80GB".into()) },
-        })
-        .unwrap();
-        run(&mut s, CommandV1::PutImage {
-            image: Image {
-                name: "torch".into(),
-                reference: "gantry/torch".into(),
-                core_type: ImageCoreType::Gpu,
-                framework: Framework::Pytorch,
-                framework_version: "2.3".into(),
-                python_version: "3.11".into(),
+        run(
+            &mut s,
+            CommandV1::PutInstanceType {
+                instance_type: InstanceType {
+                    name: "g2".into(),
+                    cpu_millis: 4000,
+                    memory_mib: 8192,
+                    gpu_count: 2,
+                    gpu_model: Some("A100-80GB".into()),
+                },
             },
-        })
+        )
         .unwrap();
-        let gpus = (0..gpus_on_node).map(|g| Gpu { uuid: format!("GPU-{g}"), model: "A100-80GB".into(), memory_mib: 81920 }).collect();
-        run(&mut s, CommandV1::RegisterNode {
-            hostname: "n1".into(),
-            address: "10.0.0.1".into(),
-            inventory: NodeInventory { cpu_millis: 16000, memory_mib: 65536, disk_mib: 0, gpus },
-            now_ms: 1,
-        })
+        run(
+            &mut s,
+            CommandV1::PutImage {
+                image: Image {
+                    name: "torch".into(),
+                    reference: "gantry/torch".into(),
+                    core_type: ImageCoreType::Gpu,
+                    framework: Framework::Pytorch,
+                    framework_version: "2.3".into(),
+                    python_version: "3.11".into(),
+                },
+            },
+        )
+        .unwrap();
+        let gpus = (0..gpus_on_node)
+            .map(|g| Gpu { uuid: format!("GPU-{g}"), model: "A100-80GB".into(), memory_mib: 81920 })
+            .collect();
+        run(
+            &mut s,
+            CommandV1::RegisterNode {
+                hostname: "n1".into(),
+                address: "10.0.0.1".into(),
+                inventory: NodeInventory { cpu_millis: 16000, memory_mib: 65536, disk_mib: 0, gpus },
+                now_ms: 1,
+            },
+        )
         .unwrap();
         let mut spec = training_spec();
         spec.create_experiment = true;
-        let out = run(&mut s, CommandV1::CreateTraining {
-            project: "p".into(),
-            id: "trn-1".into(),
-            experiment_id: "exp-1".into(),
-            request_id: "r1".into(),
-            spec,
-            now_ms: 2,
-        });
+        let out = run(
+            &mut s,
+            CommandV1::CreateTraining {
+                project: "p".into(),
+                id: "trn-1".into(),
+                experiment_id: "exp-1".into(),
+                request_id: "r1".into(),
+                spec,
+                now_ms: 2,
+            },
+        );
         assert!(matches!(out, Ok(Applied::Training { .. })));
         s
     }
@@ -165,16 +183,25 @@ mod tests {
         let CommandV1::Place { placement, .. } = &cmds[0] else { panic!() };
         let mut spec = training_spec();
         spec.name = "t2".into();
-        apply(&mut s, 50, Command::V1(CommandV1::CreateTraining {
-            project: "p".into(),
-            id: "trn-2".into(),
-            experiment_id: "x".into(),
-            request_id: "r2".into(),
-            spec,
-            now_ms: 3,
-        }))
+        apply(
+            &mut s,
+            50,
+            Command::V1(CommandV1::CreateTraining {
+                project: "p".into(),
+                id: "trn-2".into(),
+                experiment_id: "x".into(),
+                request_id: "r2".into(),
+                spec,
+                now_ms: 3,
+            }),
+        )
         .unwrap();
-        apply(&mut s, 51, Command::V1(CommandV1::Place { workload_id: "trn-2".into(), placement: placement.clone(), now_ms: 4 })).unwrap();
+        apply(
+            &mut s,
+            51,
+            Command::V1(CommandV1::Place { workload_id: "trn-2".into(), placement: placement.clone(), now_ms: 4 }),
+        )
+        .unwrap();
         let again = apply(&mut s, 52, Command::V1(cmds[0].clone()));
         assert!(matches!(again, Err(crate::state::Rejected::FailedPrecondition { .. })), "{again:?}");
         assert_eq!(s.training("p", "t1").unwrap().status, TrainingStatus::CreateRequested);

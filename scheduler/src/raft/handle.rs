@@ -161,7 +161,10 @@ impl RaftHandle {
             change.set_change_type(change_type);
             change.node_id = id;
             let (reply, rx) = oneshot::channel();
-            self.requests.send(Request::ProposeConfChange { change, reply }).await.map_err(|_| ProposeError::Shutdown)?;
+            self.requests
+                .send(Request::ProposeConfChange { change, reply })
+                .await
+                .map_err(|_| ProposeError::Shutdown)?;
             match tokio::time::timeout(PROPOSE_TIMEOUT, rx).await {
                 Ok(Ok(Ok((_, Ok(_))))) => {}
                 Ok(Ok(Ok((_, Err(rejected))))) => return Err(ProposeError::Dropped(rejected.to_string())),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use slog::{Drain, Key, Level, OwnedKVList, Record, Serializer, KV};
+use slog::{Drain, KV, Key, Level, OwnedKVList, Record, Serializer};
 
 struct TracingDrain;
 

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::ClientTlsConfig;
 
 pub use handle::RaftHandle;
-pub use service::{propose_error_status, RaftPeerService};
+pub use service::{RaftPeerService, propose_error_status};
 pub use transport::MAX_MESSAGE_BYTES;
 
 use crate::state::State;

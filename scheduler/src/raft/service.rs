@@ -4,7 +4,7 @@ use gantry_proto::v1::raft_service_server::RaftService;
 use gantry_proto::v1::{ProposeRequest, ProposeResponse, RejoinRequest, RejoinResponse, StepRequest, StepResponse};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::{ProposeError, RaftHandle};
 
@@ -25,16 +25,25 @@ pub fn propose_error_status(e: &ProposeError) -> Status {
     }
 }
 
+fn decode(req: &StepRequest) -> Result<Vec<Message>, Status> {
+    req.messages
+        .iter()
+        .map(|bytes| Message::parse_from_bytes(bytes).map_err(|e| Status::invalid_argument(format!("messages: {e}"))))
+        .collect()
+}
+
 #[tonic::async_trait]
 impl RaftService for RaftPeerService {
     async fn step(&self, request: Request<StepRequest>) -> Result<Response<StepResponse>, Status> {
-        let req = request.into_inner();
-        let mut msgs = Vec::with_capacity(req.messages.len());
-        for bytes in &req.messages {
-            let m = Message::parse_from_bytes(bytes).map_err(|e| Status::invalid_argument(format!("messages: {e}")))?;
-            msgs.push(m);
+        self.handle.step(decode(&request.into_inner())?);
+        Ok(Response::new(StepResponse {}))
+    }
+
+    async fn step_stream(&self, request: Request<Streaming<StepRequest>>) -> Result<Response<StepResponse>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(req) = stream.message().await? {
+            self.handle.step(decode(&req)?);
         }
-        self.handle.step(msgs);
         Ok(Response::new(StepResponse {}))
     }
 

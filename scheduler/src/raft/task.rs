@@ -30,11 +30,21 @@ pub type ProposeReply = oneshot::Sender<Result<(u64, Outcome), ProposeError>>;
 
 /// Requests from handles (clients of this replica).
 pub enum Request {
-    Propose { command: Vec<u8>, reply: ProposeReply },
+    Propose {
+        command: Vec<u8>,
+        reply: ProposeReply,
+    },
     /// Membership change (only used to re-add a replica that lost its data).
-    ProposeConfChange { change: ConfChange, reply: ProposeReply },
-    ReadIndex { reply: oneshot::Sender<Result<u64, ProposeError>> },
-    Status { reply: oneshot::Sender<RaftStatus> },
+    ProposeConfChange {
+        change: ConfChange,
+        reply: ProposeReply,
+    },
+    ReadIndex {
+        reply: oneshot::Sender<Result<u64, ProposeError>>,
+    },
+    Status {
+        reply: oneshot::Sender<RaftStatus>,
+    },
 }
 
 /// Internal events from the network and the log writer.
@@ -193,7 +203,8 @@ impl RaftTask {
         }
         let id = u64::from_le_bytes(ctx[0..8].try_into().ok()?);
         let nonce = u64::from_le_bytes(ctx[8..16].try_into().ok()?);
-        (id == self.cfg.id && nonce == self.nonce).then(|| u64::from_le_bytes(ctx[16..24].try_into().unwrap_or_default()))
+        (id == self.cfg.id && nonce == self.nonce)
+            .then(|| u64::from_le_bytes(ctx[16..24].try_into().unwrap_or_default()))
     }
 
     fn on_request(&mut self, req: Request) {
@@ -201,7 +212,11 @@ impl RaftTask {
             Request::Propose { command, reply } => {
                 if self.raw.raft.state != StateRole::Leader {
                     let leader = self.raw.raft.leader_id;
-                    let _ = reply.send(Err(if leader == 0 { ProposeError::NoLeader } else { ProposeError::NotLeader(leader) }));
+                    let _ = reply.send(Err(if leader == 0 {
+                        ProposeError::NoLeader
+                    } else {
+                        ProposeError::NotLeader(leader)
+                    }));
                     return;
                 }
                 let (seq, ctx) = self.ctx();

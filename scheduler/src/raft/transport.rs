@@ -20,6 +20,8 @@ use super::task::Event;
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 const QUEUE: usize = 8192;
 const BATCH: usize = 512;
+/// Batches buffered in a peer's stream before new ones are dropped.
+const STREAM_QUEUE: usize = 64;
 
 #[derive(Clone)]
 pub struct Transport {
@@ -99,6 +101,7 @@ async fn peer_sender(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut stream: Option<mpsc::Sender<StepRequest>> = None;
     while let Some(first) = rx.recv().await {
         batch.clear();
         batch.push(first);
@@ -110,13 +113,47 @@ async fn peer_sender(
         }
         let has_snapshot = batch.iter().any(|m| m.get_msg_type() == MessageType::MsgSnapshot);
         let messages = batch.iter().filter_map(|m| m.write_to_bytes().ok()).collect();
-        let result = client.step(StepRequest { from: me, messages }).await;
-        if let Err(status) = &result {
-            tracing::debug!(peer, error = %status.message(), "raft send failed");
+        let request = StepRequest { from: me, messages };
+        if has_snapshot {
+            // Unary: raft-rs must learn whether the snapshot arrived.
+            let result = client.step(request).await;
+            if let Err(status) = &result {
+                tracing::debug!(peer, error = %status.message(), "raft snapshot send failed");
+                let _ = events.send(Event::Unreachable(peer));
+            }
+            let _ = events.send(Event::SnapshotSent { peer, ok: result.is_ok() });
+            continue;
+        }
+        let tx = match &stream {
+            Some(tx) if !tx.is_closed() => tx.clone(),
+            _ => {
+                let tx = open_stream(peer, client.clone(), events.clone());
+                stream = Some(tx.clone());
+                tx
+            }
+        };
+        if tx.try_send(request).is_err() {
+            // The stream broke (its task reported the peer unreachable) or is backed up:
+            // drop this batch, raft retransmits; a new stream opens with the next one.
+            stream = None;
             let _ = events.send(Event::Unreachable(peer));
         }
-        if has_snapshot {
-            let _ = events.send(Event::SnapshotSent { peer, ok: result.is_ok() });
-        }
     }
+}
+
+/// Opens a long-lived `StepStream` to `peer`; the returned sender feeds it. When the
+/// stream fails, the peer is reported unreachable and the sender closes.
+fn open_stream(
+    peer: u64,
+    mut client: RaftServiceClient<Channel>,
+    events: mpsc::UnboundedSender<Event>,
+) -> mpsc::Sender<StepRequest> {
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    tokio::spawn(async move {
+        if let Err(status) = client.step_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+            tracing::debug!(peer, error = %status.message(), "raft stream failed");
+            let _ = events.send(Event::Unreachable(peer));
+        }
+    });
+    tx
 }

@@ -1,9 +1,7 @@
 //! `apply`: the deterministic transition function of the replicated state.
 
 use gantry_domain::training::StatusChange;
-use gantry_domain::{
-    Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand,
-};
+use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand};
 
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
 
@@ -67,7 +65,8 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             Ok(Applied::Experiment(e))
         }
         CommandV1::DeleteExperiment { project, name } => {
-            let e = state.experiment(&project, &name).ok_or_else(|| Rejected::not_found(format!("experiment '{name}'")))?;
+            let e =
+                state.experiment(&project, &name).ok_or_else(|| Rejected::not_found(format!("experiment '{name}'")))?;
             let trainings = state.trainings_of_experiment(&project, &e.meta.id).count();
             if trainings > 0 {
                 return Err(Rejected::precondition(format!(
@@ -115,7 +114,10 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
         CommandV1::SetTrainingStatus { project, name, status, reason, now_ms } => {
             let t = training_mut(state, &project, &name)?;
             if !t.status.can_transition(status) {
-                return Err(Rejected::precondition(format!("training '{name}' cannot go from {} to {status}", t.status)));
+                return Err(Rejected::precondition(format!(
+                    "training '{name}' cannot go from {} to {status}",
+                    t.status
+                )));
             }
             transition(t, status, reason, now_ms);
             let (done, workload_id) = (t.status.is_terminal(), t.workload_id.clone());

@@ -5,7 +5,9 @@
 //! never changed, only translated on apply. Everything a command's effect depends on
 //! (ids, times) is inside it, so every replica applies it identically.
 
-use gantry_domain::{ExperimentSpec, Image, InstanceType, NodeInventory, NodeStatus, Placement, TrainingSpec, TrainingStatus};
+use gantry_domain::{
+    ExperimentSpec, Image, InstanceType, NodeInventory, NodeStatus, Placement, TrainingSpec, TrainingStatus,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,19 +25,45 @@ impl From<CommandV1> for Command {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CommandV1 {
     /// Create or replace an instance type.
-    PutInstanceType { instance_type: InstanceType },
+    PutInstanceType {
+        instance_type: InstanceType,
+    },
     /// Remove an instance type. Workloads already created keep their copied shape.
-    DeleteInstanceType { name: String },
+    DeleteInstanceType {
+        name: String,
+    },
     /// Create or replace an image.
-    PutImage { image: Image },
-    DeleteImage { name: String },
+    PutImage {
+        image: Image,
+    },
+    DeleteImage {
+        name: String,
+    },
     /// An agent joined (or re-joined with a new inventory). Node id = hostname.
-    RegisterNode { hostname: String, address: String, inventory: NodeInventory, now_ms: u64 },
-    SetNodeStatus { node_id: String, status: NodeStatus, now_ms: u64 },
+    RegisterNode {
+        hostname: String,
+        address: String,
+        inventory: NodeInventory,
+        now_ms: u64,
+    },
+    SetNodeStatus {
+        node_id: String,
+        status: NodeStatus,
+        now_ms: u64,
+    },
     /// Precondition: `spec` passed `ExperimentSpec::validate`.
-    CreateExperiment { project: String, id: String, request_id: String, spec: ExperimentSpec, now_ms: u64 },
+    CreateExperiment {
+        project: String,
+        id: String,
+        request_id: String,
+        spec: ExperimentSpec,
+        now_ms: u64,
+    },
     /// Fails while the experiment has trainings.
-    DeleteExperiment { project: String, name: String },
+    DeleteExperiment {
+        project: String,
+        name: String,
+    },
     /// Precondition: `spec` passed `TrainingSpec::validate`. `experiment_id` is used only
     /// when the experiment is created inline (`spec.create_experiment`).
     CreateTraining {
@@ -46,17 +74,37 @@ pub enum CommandV1 {
         spec: TrainingSpec,
         now_ms: u64,
     },
-    StopTraining { project: String, name: String, now_ms: u64 },
+    StopTraining {
+        project: String,
+        name: String,
+        now_ms: u64,
+    },
     /// Fails unless the training has ended.
-    DeleteTraining { project: String, name: String },
+    DeleteTraining {
+        project: String,
+        name: String,
+    },
     /// The leader's placement decision. Re-checked against current free resources on
     /// apply, so a decision made on stale data (e.g. by a deposed leader) can never
     /// double-book a GPU: it is rejected instead.
-    Place { workload_id: String, placement: Placement, now_ms: u64 },
+    Place {
+        workload_id: String,
+        placement: Placement,
+        now_ms: u64,
+    },
     /// Why pending workloads cannot be placed right now (only changed reasons are sent).
-    SetPendingReasons { reasons: Vec<(String, String)>, now_ms: u64 },
+    SetPendingReasons {
+        reasons: Vec<(String, String)>,
+        now_ms: u64,
+    },
     /// A status reported by the runtime (agents) or a controller.
-    SetTrainingStatus { project: String, name: String, status: TrainingStatus, reason: String, now_ms: u64 },
+    SetTrainingStatus {
+        project: String,
+        name: String,
+        status: TrainingStatus,
+        reason: String,
+        now_ms: u64,
+    },
     /// No-op used to measure replicated write throughput.
     Noop,
 }

@@ -61,7 +61,11 @@ impl State {
         self.projects.get(project)?.experiments.get(name)
     }
 
-    pub fn trainings_of_experiment<'a>(&'a self, project: &str, experiment_id: &'a str) -> impl Iterator<Item = &'a Training> + 'a {
+    pub fn trainings_of_experiment<'a>(
+        &'a self,
+        project: &str,
+        experiment_id: &'a str,
+    ) -> impl Iterator<Item = &'a Training> + 'a {
         self.projects
             .get(project)
             .into_iter()

@@ -4,7 +4,7 @@
 use gantry_domain::*;
 use proptest::prelude::*;
 
-use super::{apply, Command, CommandV1, State};
+use super::{Command, CommandV1, State, apply};
 
 fn spec(name: &str, experiment: &str, instance_type: &str, image: &str, count: u32) -> TrainingSpec {
     TrainingSpec {
@@ -62,7 +62,9 @@ fn command() -> impl Strategy<Value = CommandV1> {
                 cpu_millis: 8000,
                 memory_mib: 8192,
                 disk_mib: 0,
-                gpus: (0..gpus).map(|g| Gpu { uuid: format!("GPU-{n}-{g}"), model: "A100-80GB".into(), memory_mib: 1 }).collect(),
+                gpus: (0..gpus)
+                    .map(|g| Gpu { uuid: format!("GPU-{n}-{g}"), model: "A100-80GB".into(), memory_mib: 1 })
+                    .collect(),
             },
             now_ms: 1,
         }),
@@ -76,18 +78,26 @@ fn command() -> impl Strategy<Value = CommandV1> {
                 now_ms: 2,
             }
         ),
-        (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::StopTraining { project: p.into(), name: n.into(), now_ms: 3 }),
-        (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::DeleteTraining { project: p.into(), name: n.into() }),
-        (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::DeleteExperiment { project: p.into(), name: n.into() }),
-        (project, name, 0u32..3, prop::collection::vec(0usize..4, 0..3)).prop_map(|(p, n, node, gpus)| CommandV1::Place {
-            workload_id: format!("trn-{p}-{n}"),
-            placement: Placement {
-                assignments: vec![Assignment {
-                    node_id: format!("node{node}"),
-                    gpu_uuids: gpus.iter().map(|g| format!("GPU-{node}-{g}")).collect(),
-                }],
-            },
-            now_ms: 4,
+        (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::StopTraining {
+            project: p.into(),
+            name: n.into(),
+            now_ms: 3
+        }),
+        (project.clone(), name.clone())
+            .prop_map(|(p, n)| CommandV1::DeleteTraining { project: p.into(), name: n.into() }),
+        (project.clone(), name.clone())
+            .prop_map(|(p, n)| CommandV1::DeleteExperiment { project: p.into(), name: n.into() }),
+        (project, name, 0u32..3, prop::collection::vec(0usize..4, 0..3)).prop_map(|(p, n, node, gpus)| {
+            CommandV1::Place {
+                workload_id: format!("trn-{p}-{n}"),
+                placement: Placement {
+                    assignments: vec![Assignment {
+                        node_id: format!("node{node}"),
+                        gpu_uuids: gpus.iter().map(|g| format!("GPU-{node}-{g}")).collect(),
+                    }],
+                },
+                now_ms: 4,
+            }
         }),
     ]
 }
@@ -158,7 +168,13 @@ proptest! {
 fn create_is_idempotent_per_request_id_and_rejects_other_duplicates() {
     let mut state = State::default();
     let it = CommandV1::PutInstanceType {
-        instance_type: InstanceType { name: "it0".into(), cpu_millis: 1000, memory_mib: 1024, gpu_count: 0, gpu_model: None },
+        instance_type: InstanceType {
+            name: "it0".into(),
+            cpu_millis: 1000,
+            memory_mib: 1024,
+            gpu_count: 0,
+            gpu_model: None,
+        },
     };
     let img = CommandV1::PutImage {
         image: Image {
@@ -191,16 +207,53 @@ fn create_is_idempotent_per_request_id_and_rejects_other_duplicates() {
 #[test]
 fn an_experiment_with_trainings_cannot_be_deleted() {
     let mut state = State::default();
-    apply(&mut state, 1, CommandV1::PutInstanceType {
-        instance_type: InstanceType { name: "it0".into(), cpu_millis: 1000, memory_mib: 1024, gpu_count: 0, gpu_model: None },
-    }.into()).unwrap();
-    apply(&mut state, 2, CommandV1::PutImage {
-        image: Image { name: "cpu".into(), reference: "r".into(), core_type: ImageCoreType::Cpu, framework: Framework::Python, framework_version: String::new(), python_version: "3".into() },
-    }.into()).unwrap();
-    apply(&mut state, 3, CommandV1::CreateTraining {
-        project: "p".into(), id: "t1".into(), experiment_id: "e1".into(), request_id: String::new(), spec: spec("t", "e", "it0", "cpu", 1), now_ms: 1,
-    }.into()).unwrap();
-    let err = apply(&mut state, 4, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap_err();
+    apply(
+        &mut state,
+        1,
+        CommandV1::PutInstanceType {
+            instance_type: InstanceType {
+                name: "it0".into(),
+                cpu_millis: 1000,
+                memory_mib: 1024,
+                gpu_count: 0,
+                gpu_model: None,
+            },
+        }
+        .into(),
+    )
+    .unwrap();
+    apply(
+        &mut state,
+        2,
+        CommandV1::PutImage {
+            image: Image {
+                name: "cpu".into(),
+                reference: "r".into(),
+                core_type: ImageCoreType::Cpu,
+                framework: Framework::Python,
+                framework_version: String::new(),
+                python_version: "3".into(),
+            },
+        }
+        .into(),
+    )
+    .unwrap();
+    apply(
+        &mut state,
+        3,
+        CommandV1::CreateTraining {
+            project: "p".into(),
+            id: "t1".into(),
+            experiment_id: "e1".into(),
+            request_id: String::new(),
+            spec: spec("t", "e", "it0", "cpu", 1),
+            now_ms: 1,
+        }
+        .into(),
+    )
+    .unwrap();
+    let err =
+        apply(&mut state, 4, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap_err();
     assert!(matches!(err, super::Rejected::FailedPrecondition { .. }));
     apply(&mut state, 5, CommandV1::StopTraining { project: "p".into(), name: "t".into(), now_ms: 2 }.into()).unwrap();
     assert_eq!(state.training("p", "t").unwrap().status, TrainingStatus::Stopped);
