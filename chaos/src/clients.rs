@@ -1,4 +1,4 @@
-//! Typed gRPC clients for one replica, presenting a bearer token on every call.
+//! Typed gRPC clients for one replica, presenting the same credentials on every call.
 
 use gantry_proto::v1::agent_service_client::AgentServiceClient;
 use gantry_proto::v1::catalog_service_client::CatalogServiceClient;
@@ -12,24 +12,35 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
-/// The channel every client uses: TLS to one replica plus `authorization: Bearer …`.
-pub type AuthChannel = InterceptedService<Channel, BearerToken>;
+/// The channel every client uses: TLS to one replica plus the `authorization` header.
+pub type AuthChannel = InterceptedService<Channel, Authorization>;
 
-/// Sets `authorization: Bearer {token}` on every request.
+/// The `authorization` header set on every request: `Bearer {token}` normally, any raw
+/// value or none at all for tests of authentication itself.
 #[derive(Clone)]
-pub struct BearerToken(AsciiMetadataValue);
+pub struct Authorization(Option<AsciiMetadataValue>);
 
-impl BearerToken {
-    pub fn new(token: &str) -> anyhow::Result<BearerToken> {
+impl Authorization {
+    pub fn bearer(token: &str) -> anyhow::Result<Authorization> {
         let value =
             format!("Bearer {token}").parse().map_err(|_| anyhow::anyhow!("token is not a valid header value"))?;
-        Ok(BearerToken(value))
+        Ok(Authorization(Some(value)))
+    }
+
+    pub fn raw(value: AsciiMetadataValue) -> Authorization {
+        Authorization(Some(value))
+    }
+
+    pub fn none() -> Authorization {
+        Authorization(None)
     }
 }
 
-impl Interceptor for BearerToken {
+impl Interceptor for Authorization {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
         Ok(request)
     }
 }
@@ -47,8 +58,8 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(channel: Channel, token: BearerToken) -> Clients {
-        let ch = || InterceptedService::new(channel.clone(), token.clone());
+    pub fn new(channel: Channel, auth: Authorization) -> Clients {
+        let ch = || InterceptedService::new(channel.clone(), auth.clone());
         Clients {
             cluster: ClusterServiceClient::new(ch()),
             catalog: CatalogServiceClient::new(ch()),

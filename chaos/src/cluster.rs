@@ -35,7 +35,7 @@ use tempfile::TempDir;
 use tokio::time::Instant;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use crate::clients::{BearerToken, Clients};
+use crate::clients::{Authorization, Clients};
 use crate::replica_config::{self, ReplicaAddrs, SharedSettings};
 
 /// Cluster-wide token (project `*`) every cluster is configured with; [`ProcessCluster::client`]
@@ -284,7 +284,7 @@ impl ProcessCluster {
 
     /// Clients for replica `i` presenting `token`.
     pub fn client_as(&self, i: usize, token: &str) -> anyhow::Result<Clients> {
-        Ok(Clients::new(self.replicas[i].channel.clone(), BearerToken::new(token)?))
+        Ok(Clients::new(self.replicas[i].channel.clone(), Authorization::bearer(token)?))
     }
 
     fn process(&self, i: usize) -> MutexGuard<'_, Process> {

@@ -54,7 +54,7 @@ pub mod seed;
 pub mod workload;
 
 pub use checker::{CheckReport, Violation, check_creates};
-pub use clients::Clients;
+pub use clients::{Authorization, Clients};
 pub use cluster::{ADMIN_TOKEN, ClusterOptions, JOIN_TOKEN, ProcessCluster};
 pub use history::{History, Op, OpKind, OpResult, Recorder};
 pub use seed::chaos_seed;

@@ -20,12 +20,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
-use gantry_proto::v1::agent_service_client::AgentServiceClient;
-use gantry_proto::v1::catalog_service_client::CatalogServiceClient;
-use gantry_proto::v1::cluster_service_client::ClusterServiceClient;
-use gantry_proto::v1::experiment_service_client::ExperimentServiceClient;
-use gantry_proto::v1::node_service_client::NodeServiceClient;
-use gantry_proto::v1::training_service_client::TrainingServiceClient;
 use gantry_proto::v1::{self as pb, GetClusterStatusRequest, ListImagesRequest, ListInstanceTypesRequest, ReadOptions};
 use gantry_scheduler::config::{
     AuthConfig, CatalogConfig, Config, ControllerConfig, MetricsConfig, RaftConfig, ReplicaConfig, TlsConfig,
@@ -34,9 +28,7 @@ use gantry_scheduler::config::{
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::codegen::InterceptedService;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -67,31 +59,7 @@ const POLL_EVERY: Duration = Duration::from_millis(25);
 
 /// The channel type every client uses: TLS to the sandbox, plus an `authorization`
 /// header (or none).
-pub type AuthChannel = InterceptedService<Channel, Authorization>;
-
-/// Sets `authorization` to a fixed raw value on every request, or leaves it out.
-#[derive(Clone)]
-pub struct Authorization(Option<AsciiMetadataValue>);
-
-impl Interceptor for Authorization {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-/// One typed client per service, all presenting the same credentials.
-#[derive(Clone)]
-pub struct Clients {
-    pub cluster: ClusterServiceClient<AuthChannel>,
-    pub catalog: CatalogServiceClient<AuthChannel>,
-    pub nodes: NodeServiceClient<AuthChannel>,
-    pub agent: AgentServiceClient<AuthChannel>,
-    pub experiments: ExperimentServiceClient<AuthChannel>,
-    pub trainings: TrainingServiceClient<AuthChannel>,
-}
+pub use gantry_chaos::{Authorization, Clients};
 
 /// One scheduler replica running in-process on loopback ports, with TLS and tokens.
 pub struct Sandbox {
@@ -207,19 +175,20 @@ impl Sandbox {
 
     /// Clients presenting `authorization: Bearer {token}`.
     pub fn clients(&self, token: &str) -> Clients {
-        let value = format!("Bearer {token}").parse().ok();
-        assert!(value.is_some(), "token {token:?} is not a valid header value; use with_authorization");
-        self.build(Authorization(value))
+        match Authorization::bearer(token) {
+            Ok(auth) => Clients::new(self.channel.clone(), auth),
+            Err(e) => panic!("token {token:?}: {e}; use with_authorization"),
+        }
     }
 
     /// Clients presenting exactly `value` as the `authorization` header.
     pub fn with_authorization(&self, value: AsciiMetadataValue) -> Clients {
-        self.build(Authorization(Some(value)))
+        Clients::new(self.channel.clone(), Authorization::raw(value))
     }
 
     /// Clients presenting no `authorization` header at all.
     pub fn anonymous(&self) -> Clients {
-        self.build(Authorization(None))
+        Clients::new(self.channel.clone(), Authorization::none())
     }
 
     pub fn admin(&self) -> Clients {
@@ -232,18 +201,6 @@ impl Sandbox {
 
     pub fn team_b(&self) -> Clients {
         self.clients(TEAM_B_TOKEN)
-    }
-
-    fn build(&self, auth: Authorization) -> Clients {
-        let ch = || InterceptedService::new(self.channel.clone(), auth.clone());
-        Clients {
-            cluster: ClusterServiceClient::new(ch()),
-            catalog: CatalogServiceClient::new(ch()),
-            nodes: NodeServiceClient::new(ch()),
-            agent: AgentServiceClient::new(ch()),
-            experiments: ExperimentServiceClient::new(ch()),
-            trainings: TrainingServiceClient::new(ch()),
-        }
     }
 
     /// Cancels the replica and waits for every one of its tasks to finish.

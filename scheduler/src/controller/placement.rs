@@ -136,27 +136,7 @@ mod tests {
     }
 
     fn training_spec() -> TrainingSpec {
-        TrainingSpec {
-            name: "t1".into(),
-            description: String::new(),
-            tags: vec![],
-            experiment: "e".into(),
-            create_experiment: false,
-            algorithm: Algorithm::Own { path: StoragePath::File { path: "/a".into() }, entry_point: "train.py".into() },
-            hyperparameters: vec![],
-            image: "torch".into(),
-            instance_type: "g2".into(),
-            instance_count: 1,
-            nproc_per_node: 1,
-            use_torchrun: false,
-            datasets: vec![],
-            checkpoint_input_path: None,
-            output_path: StoragePath::File { path: "/o".into() },
-            checkpoint_output_path: None,
-            data_storage_size_gb: 0,
-            timeout_minutes: 10,
-            use_log: true,
-        }
+        crate::state::tests::spec("t1", "e", "g2", "torch", 1)
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod outcome;
 mod workload;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,8 @@ use proptest::prelude::*;
 
 use super::{Command, CommandV1, State, apply};
 
-fn spec(name: &str, experiment: &str, instance_type: &str, image: &str, count: u32) -> TrainingSpec {
+/// A valid training form (creating its experiment inline); shared by controller tests.
+pub(crate) fn spec(name: &str, experiment: &str, instance_type: &str, image: &str, count: u32) -> TrainingSpec {
     TrainingSpec {
         name: name.into(),
         description: String::new(),
