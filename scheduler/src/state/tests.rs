@@ -165,30 +165,27 @@ proptest! {
     }
 }
 
+/// A state whose catalog has the CPU instance type `it0` and the CPU image `cpu`
+/// (entries 1 and 2).
+fn cpu_catalog() -> State {
+    let mut state = State::default();
+    let it = InstanceType { name: "it0".into(), cpu_millis: 1000, memory_mib: 1024, gpu_count: 0, gpu_model: None };
+    let image = Image {
+        name: "cpu".into(),
+        reference: "r".into(),
+        core_type: ImageCoreType::Cpu,
+        framework: Framework::Python,
+        framework_version: String::new(),
+        python_version: "3.11".into(),
+    };
+    apply(&mut state, 1, CommandV1::PutInstanceType { instance_type: it }.into()).unwrap();
+    apply(&mut state, 2, CommandV1::PutImage { image }.into()).unwrap();
+    state
+}
+
 #[test]
 fn create_is_idempotent_per_request_id_and_rejects_other_duplicates() {
-    let mut state = State::default();
-    let it = CommandV1::PutInstanceType {
-        instance_type: InstanceType {
-            name: "it0".into(),
-            cpu_millis: 1000,
-            memory_mib: 1024,
-            gpu_count: 0,
-            gpu_model: None,
-        },
-    };
-    let img = CommandV1::PutImage {
-        image: Image {
-            name: "cpu".into(),
-            reference: "r".into(),
-            core_type: ImageCoreType::Cpu,
-            framework: Framework::Python,
-            framework_version: String::new(),
-            python_version: "3.11".into(),
-        },
-    };
-    apply(&mut state, 1, it.into()).unwrap();
-    apply(&mut state, 2, img.into()).unwrap();
+    let mut state = cpu_catalog();
     let create = |req: &str| CommandV1::CreateTraining {
         project: "p".into(),
         id: format!("trn-{req}"),
@@ -207,38 +204,7 @@ fn create_is_idempotent_per_request_id_and_rejects_other_duplicates() {
 
 #[test]
 fn an_experiment_with_trainings_cannot_be_deleted() {
-    let mut state = State::default();
-    apply(
-        &mut state,
-        1,
-        CommandV1::PutInstanceType {
-            instance_type: InstanceType {
-                name: "it0".into(),
-                cpu_millis: 1000,
-                memory_mib: 1024,
-                gpu_count: 0,
-                gpu_model: None,
-            },
-        }
-        .into(),
-    )
-    .unwrap();
-    apply(
-        &mut state,
-        2,
-        CommandV1::PutImage {
-            image: Image {
-                name: "cpu".into(),
-                reference: "r".into(),
-                core_type: ImageCoreType::Cpu,
-                framework: Framework::Python,
-                framework_version: String::new(),
-                python_version: "3".into(),
-            },
-        }
-        .into(),
-    )
-    .unwrap();
+    let mut state = cpu_catalog();
     apply(
         &mut state,
         3,
