@@ -23,10 +23,13 @@
 //! | [`inventory`] | CPU, memory and disk of the host, and its load, as the scheduler sees them |
 //! | [`contract`] | the EasyMaker container contract: command line, `EM_*` variables, mounts |
 //! | [`runtime`] | containers: the operations an agent needs, over Docker or in memory |
+//! | [`logstore`] | a container's output on disk: rotated segments, tail and live follow |
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod contract;
+pub mod daemon;
 pub mod gpu;
 pub mod inventory;
+pub mod logstore;
 pub mod runtime;

@@ -11,9 +11,13 @@
 //! another replica is safe: creates carry an idempotency key (`request_id`), puts are
 //! upserts, and a repeated stop or delete finds the work done (at worst it reports
 //! `NotFound` for what the first attempt deleted).
+//!
+//! A server stream (training logs) is opened the same way; if it later breaks, its
+//! reader reopens it with [`Connector::call_from`], starting past the server that broke.
 
 use std::future::Future;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -24,6 +28,11 @@ use tonic::{Code, Request, Status};
 
 use crate::config::Config;
 use crate::report;
+
+/// How often an open stream's connection is pinged: a server that vanished without closing
+/// the connection (power loss, partition) would otherwise leave a log stream waiting
+/// forever. Only sent while a request is in flight.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
 /// The channel every generated client is built on: a connection to one server, with the
 /// token attached to each request.
@@ -78,13 +87,33 @@ impl Connector {
     /// Runs `rpc` against the first server that answers it (see the module docs for when
     /// the next server is tried). `rpc` may run several times, once per server tried, so
     /// it must send the same request each time (same `request_id`).
-    pub async fn call<T, F, Fut>(&self, mut rpc: F) -> anyhow::Result<T>
+    pub async fn call<T, F, Fut>(&self, rpc: F) -> anyhow::Result<T>
     where
         F: FnMut(AuthChannel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        Ok(self.call_from(0, rpc).await?.0)
+    }
+
+    /// The URL of server `index` (modulo their number), for messages.
+    pub fn server(&self, index: usize) -> String {
+        match self.endpoints.len() {
+            0 => String::new(),
+            count => self.endpoints[index % count].uri().to_string().trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Like [`call`](Self::call), but tries the servers starting at index `first` (modulo
+    /// their number, wrapping around), and also says which server answered.
+    pub async fn call_from<T, F, Fut>(&self, first: usize, mut rpc: F) -> anyhow::Result<(T, usize)>
+    where
+        F: FnMut(AuthChannel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let count = self.endpoints.len();
         let mut failures = Vec::new();
-        for endpoint in &self.endpoints {
+        for index in (first..first + count).map(|i| i % count) {
+            let endpoint = &self.endpoints[index];
             let server = endpoint.uri().to_string();
             let channel = match endpoint.connect().await {
                 Ok(channel) => channel,
@@ -94,7 +123,7 @@ impl Connector {
                 }
             };
             match rpc(InterceptedService::new(channel, self.token.clone())).await {
-                Ok(response) => return Ok(response.into_inner()),
+                Ok(response) => return Ok((response.into_inner(), index)),
                 Err(status) if status.code() == Code::Unavailable => {
                     failures.push(format!("{}: {}", server.trim_end_matches('/'), report::status(&status)));
                 }
@@ -108,6 +137,24 @@ impl Connector {
     }
 }
 
+/// Whether a failed call may succeed if tried again shortly: no server could be reached
+/// or none could answer (the error is not a status), or the status is transient (see
+/// [`is_transient_status`]). An answer such as not found or invalid argument is not.
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Status>().is_none_or(is_transient_status)
+}
+
+/// Whether a status means the server or the connection failed rather than the request:
+/// `Unavailable` (no leader, shutting down), and the codes tonic gives a connection that
+/// broke mid-stream (`Unknown` for I/O errors, `Internal` for HTTP/2 errors, `Cancelled`
+/// for a reset stream), plus `Aborted` and `DeadlineExceeded`.
+pub fn is_transient_status(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled | Code::Aborted | Code::DeadlineExceeded
+    )
+}
+
 /// An endpoint for one URL: `https://` with TLS (checking the certificate against the
 /// URL's host), `http://` in plain text, which the scheduler accepts only with its
 /// explicit insecure dev switch. A URL without a scheme gets `https://`.
@@ -116,7 +163,10 @@ fn endpoint(url: &str, ca: Option<&Certificate>, config: &Config) -> anyhow::Res
     let endpoint = Endpoint::from_shared(url.clone())
         .map_err(|e| anyhow!("invalid server URL '{url}': {}", report::chain(&e)))?
         .connect_timeout(config.timeout)
-        .timeout(config.timeout);
+        // Bounds the wait for the response headers only, not a stream's body.
+        .timeout(config.timeout)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(config.timeout);
     let uri = endpoint.uri().clone();
     match uri.scheme_str() {
         Some("http") => Ok(endpoint),
@@ -244,6 +294,28 @@ mod tests {
         let err = replica_answering(&connector).await.unwrap_err();
         assert_eq!(err.downcast_ref::<Status>().map(Status::code), Some(Code::PermissionDenied));
         assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn call_from_starts_at_the_given_server_and_wraps_around() {
+        let (a, _) = start(1, None).await;
+        let (b, _) = start(2, None).await;
+        let connector = Connector::new(&config(vec![format!("http://{a}"), format!("http://{b}")], None)).unwrap();
+        let get = |ch| async move { ClusterServiceClient::new(ch).get_status(GetClusterStatusRequest {}).await };
+        let (status, index) = connector.call_from(1, get).await.unwrap();
+        assert_eq!((status.replica_id, index), (2, 1));
+        let (status, index) = connector.call_from(2, get).await.unwrap();
+        assert_eq!((status.replica_id, index), (1, 0));
+        assert_eq!(connector.server(3), format!("http://{b}"));
+    }
+
+    #[test]
+    fn answers_are_not_transient_but_outages_are() {
+        assert!(is_transient(&anyhow!("no server could answer: a: connection refused")));
+        assert!(is_transient(&Status::unavailable("no leader").into()));
+        assert!(is_transient(&Status::unknown("connection reset").into()));
+        assert!(!is_transient(&Status::not_found("no training \"x\"").into()));
+        assert!(!is_transient(&Status::unimplemented("").into()));
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //!   argv ──▶ cli (clap) ──▶ config (flags > env > file) ──▶ connect (TLS, token, failover)
 //!                                                               │ gRPC
 //!   stdout ◀── output (table | json) ◀── commands/<noun> ◀──────┘
-//!   stderr ◀── report (one line, exit code 1; usage errors 2)
+//!   stderr ◀── report (one line, exit code 1; usage errors 2; a waited-for training's own)
 //! ```
 //!
 //! A library so the parsing, config and rendering can be unit-tested and reused by the

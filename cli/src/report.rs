@@ -6,7 +6,8 @@
 //!
 //! A gRPC status shows as `<message> (<code>)`: the scheduler's message already names the
 //! field, and the code tells a script what kind of failure it was. Exit codes: 2 for
-//! usage errors (clap's own, and [`usage`] errors found after parsing), 1 for the rest.
+//! usage errors (clap's own, and [`usage`] errors found after parsing), an [`Exit`]'s own
+//! code (e.g. how a waited-for training ended), 1 for the rest.
 
 use std::error::Error as StdError;
 use std::process::ExitCode;
@@ -22,6 +23,23 @@ pub fn usage(message: impl std::fmt::Display) -> anyhow::Error {
     clap::Error::raw(clap::error::ErrorKind::MissingRequiredArgument, format!("{message}\n")).into()
 }
 
+/// An outcome that is not a failure of the command itself but must still end the process
+/// with a chosen code, e.g. `training wait` seeing the training stopped. Its message is
+/// printed like any error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for Exit {}
+
 /// Prints `e` on stderr and returns the process exit code.
 pub fn print(e: &anyhow::Error) -> ExitCode {
     match e.downcast_ref::<clap::Error>() {
@@ -34,7 +52,13 @@ pub fn print(e: &anyhow::Error) -> ExitCode {
 }
 
 pub fn exit_code(e: &anyhow::Error) -> ExitCode {
-    if e.downcast_ref::<clap::Error>().is_some() { ExitCode::from(USAGE_EXIT_CODE) } else { ExitCode::FAILURE }
+    if e.downcast_ref::<clap::Error>().is_some() {
+        ExitCode::from(USAGE_EXIT_CODE)
+    } else if let Some(exit) = e.downcast_ref::<Exit>() {
+        ExitCode::from(exit.code)
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The whole cause chain on one line: `context: cause: root cause`.
@@ -125,5 +149,12 @@ mod tests {
     fn usage_errors_exit_with_2_and_others_with_1() {
         assert_eq!(exit_code(&usage("missing --experiment")), ExitCode::from(2));
         assert_eq!(exit_code(&anyhow::anyhow!("boom")), ExitCode::FAILURE);
+    }
+
+    #[test]
+    fn an_exit_carries_its_own_code_and_message() {
+        let e = anyhow::Error::new(Exit { code: 2, message: "training \"mnist\" ended STOPPED".into() });
+        assert_eq!(exit_code(&e), ExitCode::from(2));
+        assert_eq!(render(&e), "training \"mnist\" ended STOPPED");
     }
 }

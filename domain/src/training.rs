@@ -188,6 +188,9 @@ pub struct Training {
     pub workload_id: String,
     pub started_at_ms: Option<u64>,
     pub ended_at_ms: Option<u64>,
+    /// Where its containers ran (kept after the end, so the logs can still be found).
+    #[serde(default)]
+    pub placement: Option<crate::Placement>,
 }
 
 impl Training {

@@ -112,8 +112,12 @@ pub struct CatalogConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControllerConfig {
+    /// Placement runs on every state change; this is its fallback period.
     #[serde(with = "humantime_serde")]
     pub placement_interval: Duration,
+    /// A node whose agent is silent this long is declared DOWN and its trainings end.
+    #[serde(with = "humantime_serde")]
+    pub node_down_after: Duration,
 }
 
 impl Default for ReplicaConfig {
@@ -172,7 +176,7 @@ impl Default for CatalogConfig {
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        ControllerConfig { placement_interval: Duration::from_millis(200) }
+        ControllerConfig { placement_interval: Duration::from_millis(200), node_down_after: Duration::from_secs(30) }
     }
 }
 

@@ -15,6 +15,7 @@
 //! | `metrics` | Prometheus text metrics |
 //! | `config`, `bootstrap`, `server` | process wiring |
 
+pub mod agents;
 pub mod api;
 pub mod bootstrap;
 pub mod config;

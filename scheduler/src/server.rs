@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::agents::AgentHub;
 use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, TrainingApi};
 use crate::config::Config;
 use crate::raft::{self, MAX_MESSAGE_BYTES, RaftHandle, RaftOptions, RaftPeerService};
@@ -45,7 +46,21 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         client_tls,
     };
     let (handle, raft_task) = raft::start(opts, &config.replica.data_dir, cancel.child_token())?;
-    let ctx = ApiContext { raft: handle.clone(), auth: secrets.auth.clone(), join_token: secrets.join_token.clone() };
+    // Node certificates are signed with the CA whose certificate the replica trusts,
+    // when its key lies beside it (always so for the generated development PKI).
+    let node_ca = secrets
+        .tls
+        .as_ref()
+        .and_then(|t| t.ca_cert.parent().map(std::path::Path::to_path_buf))
+        .filter(|dir| gantry_pki::can_sign(dir));
+    let hub = AgentHub::default();
+    let ctx = ApiContext {
+        raft: handle.clone(),
+        auth: secrets.auth.clone(),
+        join_token: secrets.join_token.clone(),
+        hub: hub.clone(),
+        node_ca,
+    };
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ClusterServiceServer<ClusterApi>>().await;
@@ -95,6 +110,13 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     );
     let placement =
         tokio::spawn(controller::placement::run(handle.clone(), config.controllers.placement_interval, cancel.clone()));
+    let liveness = tokio::spawn(controller::liveness::run(
+        handle.clone(),
+        hub,
+        config.controllers.node_down_after,
+        cancel.clone(),
+    ));
+    let deadline = tokio::spawn(controller::deadline::run(handle.clone(), cancel.clone()));
     let seeding = tokio::spawn(seed_catalog(handle.clone(), config.clone(), cancel.clone()));
     let metrics = match config.metrics.listen {
         Some(addr) => Some(tokio::spawn(crate::metrics::serve(addr, handle.clone(), cancel.clone()))),
@@ -114,7 +136,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     // Graceful drain waits for open streams (peers' long-lived raft streams, followed
     // logs) to end; bound it so a replica always stops promptly.
     let drain = async {
-        let _ = tokio::join!(api_server, peer_server, placement, seeding);
+        let _ = tokio::join!(api_server, peer_server, placement, liveness, deadline, seeding);
     };
     if tokio::time::timeout(SHUTDOWN_DRAIN, drain).await.is_err() {
         tracing::warn!("connections still open after {SHUTDOWN_DRAIN:?}; closing them");

@@ -101,7 +101,7 @@ impl Sandbox {
                 client_config: None,
             },
             catalog: catalog(),
-            controllers: ControllerConfig { placement_interval: Duration::from_millis(50) },
+            controllers: ControllerConfig { placement_interval: Duration::from_millis(50), ..Default::default() },
             // No fixed ports: sandboxes run in parallel.
             metrics: MetricsConfig { listen: None },
             // A single replica (no peers); anything newer at its default.
@@ -368,6 +368,7 @@ pub fn gpu_node(hostname: &str, gpus: usize) -> pb::RegisterNodeRequest {
                 .collect(),
         }),
         join_token: JOIN_TOKEN.into(),
+        csr_pem: String::new(),
     }
 }
 

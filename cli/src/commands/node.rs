@@ -2,12 +2,14 @@
 
 use clap::Subcommand;
 use gantry_proto::v1::node_service_client::NodeServiceClient;
-use gantry_proto::v1::{GetNodeRequest, ListNodesRequest, ListNodesResponse, Node};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gantry_proto::v1::{GetNodeRequest, Gpu, GpuMetrics, ListNodesRequest, ListNodesResponse, Node, NodeMetrics};
 
 use super::Context;
 use crate::cli::ReadArgs;
 use crate::output::emit;
-use crate::output::format::{cpu, mib, timestamp, yes_no};
+use crate::output::format::{ago, cpu, mib, timestamp, yes_no};
 use crate::output::table::{Table, fields};
 
 #[derive(Debug, Subcommand)]
@@ -27,7 +29,7 @@ pub async fn run(ctx: &Context, cmd: NodeCommand) -> anyhow::Result<()> {
         NodeCommand::List(read) => {
             let request = ListNodesRequest { read: read.options() };
             let list = ctx.conn.call(|ch| async move { NodeServiceClient::new(ch).list_nodes(request).await }).await?;
-            emit(ctx.format, &list, |l: &ListNodesResponse| list_view(&l.nodes))
+            emit(ctx.format, &list, |l: &ListNodesResponse| list_view(&l.nodes, now_ms()))
         }
         NodeCommand::Get { id, read } => {
             let request = GetNodeRequest { id, read: read.options() };
@@ -38,7 +40,7 @@ pub async fn run(ctx: &Context, cmd: NodeCommand) -> anyhow::Result<()> {
                     async move { NodeServiceClient::new(ch).get_node(request).await }
                 })
                 .await?;
-            emit(ctx.format, &node, detail_view)
+            emit(ctx.format, &node, |n| detail_view(n, now_ms()))
         }
     }
 }
@@ -68,17 +70,55 @@ fn capacity(n: &Node) -> Capacity {
     }
 }
 
-fn list_view(nodes: &[Node]) -> String {
-    let mut table =
-        Table::new(["ID", "HOSTNAME", "STATUS", "CPU FREE/TOTAL", "MEMORY FREE/TOTAL", "GPUS FREE/TOTAL", "WORKLOADS"]);
+/// The metrics of a node whose agent is connected to the answering replica. A
+/// disconnected agent's last metrics are shown only by `get`, beside their time: in the
+/// list they would pass for current.
+fn live_metrics(n: &Node) -> Option<&NodeMetrics> {
+    n.health.as_ref().filter(|h| h.connected).and_then(|h| h.metrics.as_ref())
+}
+
+/// CPU use as a share of the node's cores (the wire counts 100 per busy core).
+fn cpu_share(m: &NodeMetrics, cpu_millis: u64) -> String {
+    if cpu_millis == 0 {
+        return String::new();
+    }
+    format!("{:.0}%", m.cpu_pct * 1000.0 / cpu_millis as f64)
+}
+
+/// `now_ms` is the local clock, against which heartbeat ages are computed.
+fn list_view(nodes: &[Node], now_ms: u64) -> String {
+    let mut table = Table::new([
+        "ID",
+        "HOSTNAME",
+        "STATUS",
+        "HEARTBEAT",
+        "CPU FREE/TOTAL",
+        "CPU%",
+        "MEMORY FREE/TOTAL",
+        "MEM USED",
+        "GPUS FREE/TOTAL",
+        "WORKLOADS",
+    ]);
     for n in nodes {
         let c = capacity(n);
+        let heartbeat = match &n.health {
+            Some(h) if h.connected => ago(h.last_heartbeat_ms, now_ms),
+            _ => "-".to_string(),
+        };
+        let cpu_millis = n.inventory.as_ref().map_or(0, |inv| inv.cpu_millis);
+        let (cpu_used, memory_used) = match live_metrics(n) {
+            Some(m) => (cpu_share(m, cpu_millis), mib(m.memory_used_mib)),
+            None => ("-".to_string(), "-".to_string()),
+        };
         table.row([
             n.id.clone(),
             n.hostname.clone(),
             n.status.clone(),
+            heartbeat,
             c.cpu,
+            cpu_used,
             c.memory,
+            memory_used,
             c.gpus,
             n.workloads.len().to_string(),
         ]);
@@ -86,10 +126,12 @@ fn list_view(nodes: &[Node]) -> String {
     table.render()
 }
 
-fn detail_view(n: &Node) -> String {
+/// `now_ms` is the local clock, against which heartbeat ages are computed.
+fn detail_view(n: &Node, now_ms: u64) -> String {
     let c = capacity(n);
     let inv = n.inventory.clone().unwrap_or_default();
-    let mut out = fields(&[
+    let health = n.health.clone().unwrap_or_default();
+    let mut pairs = vec![
         ("ID", n.id.clone()),
         ("Hostname", n.hostname.clone()),
         ("Address", n.address.clone()),
@@ -101,23 +143,85 @@ fn detail_view(n: &Node) -> String {
         ("GPUs free/total", c.gpus),
         ("Disk", mib(inv.disk_mib)),
         ("Workloads", n.workloads.join(", ")),
-    ]);
-    if !inv.gpus.is_empty() {
-        let mut gpus = Table::new(["GPU UUID", "MODEL", "MEMORY", "ALLOCATED"]);
-        for g in &inv.gpus {
-            gpus.row([g.uuid.clone(), g.model.clone(), mib(g.memory_mib), yes_no(n.allocated_gpus.contains(&g.uuid))]);
-        }
+        ("Agent connected", n.health.as_ref().map(|h| yes_no(h.connected)).unwrap_or_default()),
+        ("Last heartbeat", moment(health.last_heartbeat_ms, now_ms)),
+    ];
+    if let Some(m) = &health.metrics {
+        let share = cpu_share(m, inv.cpu_millis);
+        let cpu_used = format!("{:.1} cores", m.cpu_pct / 100.0);
+        pairs.extend([
+            ("Metrics at", moment(m.at_ms, now_ms)),
+            ("CPU used", if share.is_empty() { cpu_used } else { format!("{cpu_used} ({share})") }),
+            ("Memory used", mib(m.memory_used_mib)),
+            ("Disk free", mib(m.disk_free_mib)),
+            ("Containers", m.containers.to_string()),
+            ("GPU source", m.gpu_source.clone()),
+            ("Agent memory", mib(m.agent_rss_kib / 1024)),
+        ]);
+    }
+    let mut out = fields(&pairs);
+    let gpu_metrics = health.metrics.as_ref().map_or(&[][..], |m| m.gpus.as_slice());
+    if !inv.gpus.is_empty() || !gpu_metrics.is_empty() {
         out.push('\n');
-        out.push_str(&gpus.render());
+        out.push_str(&gpu_table(n, &inv.gpus, gpu_metrics));
     }
     out
 }
 
+/// One row per GPU: the inventory's, then any the metrics name that the inventory does
+/// not. The usage columns appear only when the agent reported GPU metrics.
+fn gpu_table(n: &Node, inventory: &[Gpu], metrics: &[GpuMetrics]) -> String {
+    let mut headers = vec!["GPU UUID", "MODEL", "MEMORY", "ALLOCATED"];
+    if !metrics.is_empty() {
+        headers.extend(["UTIL", "MEM USED", "TEMP", "ECC ERRORS", "LAST XID"]);
+    }
+    let mut table = Table::new(headers);
+    let usage = |uuid: &str| -> Vec<String> {
+        match metrics.iter().find(|m| m.uuid == uuid) {
+            Some(m) => vec![
+                format!("{}%", m.utilization_pct),
+                mib(m.memory_used_mib),
+                format!("{}C", m.temperature_c),
+                m.ecc_errors.to_string(),
+                if m.last_xid == 0 { "-".to_string() } else { m.last_xid.to_string() },
+            ],
+            None => Vec::new(),
+        }
+    };
+    for g in inventory {
+        let mut row =
+            vec![g.uuid.clone(), g.model.clone(), mib(g.memory_mib), yes_no(n.allocated_gpus.contains(&g.uuid))];
+        row.extend(usage(&g.uuid));
+        table.row(row);
+    }
+    for m in metrics.iter().filter(|m| !inventory.iter().any(|g| g.uuid == m.uuid)) {
+        let mut row = vec![m.uuid.clone(), String::new(), String::new(), String::new()];
+        row.extend(usage(&m.uuid));
+        table.row(row);
+    }
+    table.render()
+}
+
+/// A moment as its time and its age: `2023-11-14T22:13:20Z (2s ago)`; empty for 0.
+fn moment(ms: u64, now_ms: u64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    format!("{} ({})", timestamp(ms), ago(ms, now_ms))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
-    use gantry_proto::v1::{Gpu, NodeInventory, NodeResources};
+    use gantry_proto::v1::{NodeHealth, NodeInventory, NodeResources};
 
     use super::*;
+
+    /// The local clock in these tests: 5 s after the node's last heartbeat.
+    const NOW_MS: u64 = 1_700_000_125_000;
 
     fn node() -> Node {
         let gpu = |i| Gpu { uuid: format!("GPU-{i}"), model: "A100-80GB".into(), memory_mib: 80 * 1024 };
@@ -138,33 +242,85 @@ mod tests {
             registered_at_ms: 1_700_000_000_000,
             status_changed_at_ms: 1_700_000_060_000,
             workloads: vec!["w-mnist".into()],
+            health: Some(NodeHealth {
+                connected: true,
+                last_heartbeat_ms: 1_700_000_120_000,
+                metrics: Some(NodeMetrics {
+                    at_ms: 1_700_000_120_000,
+                    cpu_pct: 480.0,
+                    memory_used_mib: 40 * 1024,
+                    disk_free_mib: 900 * 1024,
+                    containers: 1,
+                    gpus: vec![GpuMetrics {
+                        uuid: "GPU-1".into(),
+                        utilization_pct: 87,
+                        memory_used_mib: 30 * 1024,
+                        temperature_c: 64,
+                        ecc_errors: 0,
+                        last_xid: 79,
+                    }],
+                    gpu_source: "nvml".into(),
+                    agent_rss_kib: 48 * 1024,
+                }),
+            }),
         }
     }
 
     #[test]
-    fn list_view_shows_free_over_total() {
+    fn list_view_shows_free_over_total_and_live_usage() {
         let cpu_only = Node {
             id: "n2".into(),
             hostname: "cpu-01".into(),
             status: "DOWN".into(),
             inventory: Some(NodeInventory { cpu_millis: 8000, memory_mib: 16 * 1024, ..Default::default() }),
+            health: Some(NodeHealth {
+                connected: false,
+                last_heartbeat_ms: 1_700_000_000_000,
+                metrics: Some(NodeMetrics { cpu_pct: 100.0, ..Default::default() }),
+            }),
             ..Default::default()
         };
+        let old_server = Node { id: "n3".into(), ..Default::default() };
         assert_eq!(
-            list_view(&[node(), cpu_only]),
+            list_view(&[node(), cpu_only, old_server], NOW_MS),
             "\
-ID   HOSTNAME   STATUS   CPU FREE/TOTAL   MEMORY FREE/TOTAL   GPUS FREE/TOTAL   WORKLOADS
-n1   gpu-01     READY    24/32            192Gi/256Gi         1/2 A100-80GB     1
-n2   cpu-01     DOWN     0/8              0Mi/16Gi            0                 0
+ID   HOSTNAME   STATUS   HEARTBEAT   CPU FREE/TOTAL   CPU%   MEMORY FREE/TOTAL   MEM USED   GPUS FREE/TOTAL   WORKLOADS
+n1   gpu-01     READY    5s ago      24/32            15%    192Gi/256Gi         40Gi       1/2 A100-80GB     1
+n2   cpu-01     DOWN     -           0/8              -      0Mi/16Gi            -          0                 0
+n3                       -           0/0              -      0Mi/0Mi             -          0                 0
 "
         );
     }
 
     #[test]
-    fn detail_view_marks_allocated_gpus() {
-        let view = detail_view(&node());
+    fn detail_view_shows_health_and_gpu_usage() {
+        let view = detail_view(&node(), NOW_MS);
         assert!(view.starts_with("ID:                 n1\n"), "{view}");
         assert!(view.contains("Registered:         2023-11-14T22:13:20Z\n"), "{view}");
+        assert!(view.contains("Agent connected:    yes\n"), "{view}");
+        assert!(view.contains("Last heartbeat:     2023-11-14T22:15:20Z (5s ago)\n"), "{view}");
+        assert!(view.contains("CPU used:           4.8 cores (15%)\n"), "{view}");
+        assert!(view.contains("Memory used:        40Gi\n"), "{view}");
+        assert!(view.contains("GPU source:         nvml\n"), "{view}");
+        assert!(view.contains("Agent memory:       48Mi\n"), "{view}");
+        assert!(
+            view.ends_with(
+                "\
+GPU UUID   MODEL       MEMORY   ALLOCATED   UTIL   MEM USED   TEMP   ECC ERRORS   LAST XID
+GPU-0      A100-80GB   80Gi     no
+GPU-1      A100-80GB   80Gi     yes         87%    30Gi       64C    0            79
+"
+            ),
+            "{view}"
+        );
+    }
+
+    #[test]
+    fn detail_view_without_health_keeps_the_inventory_table() {
+        let view = detail_view(&Node { health: None, ..node() }, NOW_MS);
+        assert!(view.contains("Agent connected:    -\n"), "{view}");
+        assert!(view.contains("Last heartbeat:     -\n"), "{view}");
+        assert!(!view.contains("CPU used"), "{view}");
         assert!(
             view.ends_with(
                 "\

@@ -24,6 +24,16 @@ pub fn elapsed(ms: u64) -> String {
     }
 }
 
+/// How long before `now_ms` the moment `then_ms` was, as `2s ago` or `3m12s ago`; `-`
+/// for 0, the wire's "never". A moment after `now_ms` (the server's clock is ahead of
+/// ours) counts as now.
+pub fn ago(then_ms: u64, now_ms: u64) -> String {
+    if then_ms == 0 {
+        return "-".to_string();
+    }
+    format!("{} ago", elapsed(now_ms.saturating_sub(then_ms)))
+}
+
 /// Minutes as `45m`, `2h` or `1h30m`.
 pub fn minutes(m: u32) -> String {
     match (m / 60, m % 60) {
@@ -75,6 +85,14 @@ mod tests {
         assert_eq!(elapsed(192_000), "3m12s");
         assert_eq!(elapsed(3_723_000), "1h2m3s");
         assert_eq!(elapsed(3_600_000), "1h0m0s");
+    }
+
+    #[test]
+    fn ago_counts_back_from_now() {
+        assert_eq!(ago(0, 5_000), "-");
+        assert_eq!(ago(3_000, 5_500), "2s ago");
+        assert_eq!(ago(6_000, 5_000), "0s ago");
+        assert_eq!(ago(1_000, 193_000), "3m12s ago");
     }
 
     #[test]

@@ -144,6 +144,45 @@ impl ToJson for v1::Node {
             "registered_at_ms": self.registered_at_ms,
             "status_changed_at_ms": self.status_changed_at_ms,
             "workloads": self.workloads,
+            "health": self.health.to_json(),
+        })
+    }
+}
+
+impl ToJson for v1::NodeHealth {
+    fn to_json(&self) -> Value {
+        json!({
+            "connected": self.connected,
+            "last_heartbeat_ms": self.last_heartbeat_ms,
+            "metrics": self.metrics.to_json(),
+        })
+    }
+}
+
+impl ToJson for v1::NodeMetrics {
+    fn to_json(&self) -> Value {
+        json!({
+            "at_ms": self.at_ms,
+            "cpu_pct": self.cpu_pct,
+            "memory_used_mib": self.memory_used_mib,
+            "disk_free_mib": self.disk_free_mib,
+            "containers": self.containers,
+            "gpus": self.gpus.to_json(),
+            "gpu_source": self.gpu_source,
+            "agent_rss_kib": self.agent_rss_kib,
+        })
+    }
+}
+
+impl ToJson for v1::GpuMetrics {
+    fn to_json(&self) -> Value {
+        json!({
+            "uuid": self.uuid,
+            "utilization_pct": self.utilization_pct,
+            "memory_used_mib": self.memory_used_mib,
+            "temperature_c": self.temperature_c,
+            "ecc_errors": self.ecc_errors,
+            "last_xid": self.last_xid,
         })
     }
 }
@@ -290,6 +329,27 @@ mod tests {
         assert_eq!(v["term"], 0);
         assert_eq!(v["replicas"][0]["match_index"], 7);
         assert_eq!(v["replicas"][0]["reachable"], false);
+    }
+
+    #[test]
+    fn node_health_is_included() {
+        let node = v1::Node {
+            health: Some(v1::NodeHealth {
+                connected: true,
+                last_heartbeat_ms: 42,
+                metrics: Some(v1::NodeMetrics {
+                    cpu_pct: 12.5,
+                    gpus: vec![v1::GpuMetrics { uuid: "GPU-0".into(), last_xid: 79, ..Default::default() }],
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        let v = node.to_json();
+        assert_eq!(v["health"]["connected"], true);
+        assert_eq!(v["health"]["metrics"]["cpu_pct"], 12.5);
+        assert_eq!(v["health"]["metrics"]["gpus"][0]["last_xid"], 79);
+        assert_eq!(v1::Node::default().to_json()["health"], Value::Null);
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub fn emit<M: json::ToJson>(format: Format, message: &M, table: impl FnOnce(&M)
     write_stdout(&text)
 }
 
+/// Prints `message` as JSON on one line, for output that is JSON lines (a training's
+/// log lines followed by the training).
+pub fn emit_json_line<M: json::ToJson>(message: &M) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string(&message.to_json())?;
+    text.push('\n');
+    write_stdout(&text)
+}
+
 /// Writes to stdout, treating a closed pipe (`gantryctl training list | head -1`) as
 /// success rather than panicking like `print!` does.
 fn write_stdout(text: &str) -> anyhow::Result<()> {

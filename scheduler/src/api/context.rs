@@ -1,5 +1,6 @@
 //! What every admin service shares: the replica's raft handle and the token table.
 
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gantry_proto::v1::ReadOptions;
@@ -7,6 +8,7 @@ use tonic::Status;
 
 use super::auth::Auth;
 use super::status;
+use crate::agents::AgentHub;
 use crate::raft::RaftHandle;
 use crate::state::{Applied, Command, CommandV1};
 
@@ -15,6 +17,11 @@ pub struct ApiContext {
     pub raft: RaftHandle,
     pub auth: Auth,
     pub join_token: String,
+    /// This replica's live agent sessions.
+    pub hub: AgentHub,
+    /// Directory of the CA (certificate and key) that signs node certificates; `None`
+    /// when this replica cannot sign (agents then bring their own certificates).
+    pub node_ca: Option<PathBuf>,
 }
 
 impl ApiContext {

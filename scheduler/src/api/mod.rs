@@ -5,6 +5,7 @@
 //! a command and map its outcome; for reads, pass the ReadIndex barrier (unless the
 //! caller asked for a stale read) and copy out of the local state.
 
+mod agent;
 pub mod auth;
 mod catalog;
 mod cluster;
@@ -14,9 +15,10 @@ mod node;
 pub mod status;
 mod training;
 
+pub use agent::AgentApi;
 pub use catalog::CatalogApi;
 pub use cluster::ClusterApi;
 pub use context::{ApiContext, now_ms};
 pub use experiment::ExperimentApi;
-pub use node::{AgentApi, NodeApi};
+pub use node::NodeApi;
 pub use training::TrainingApi;

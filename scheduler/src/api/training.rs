@@ -3,18 +3,18 @@
 use gantry_proto::convert;
 use gantry_proto::v1::training_service_server::TrainingService;
 use gantry_proto::v1::*;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::catalog::unexpected;
 use super::context::{ApiContext, new_id, now_ms};
 use super::status;
-use crate::state::{Applied, CommandV1, State};
+use crate::state::{Applied, CommandV1};
 
 pub struct TrainingApi(pub ApiContext);
 
-fn to_wire(state: &State, t: &gantry_domain::Training) -> Training {
-    let placement = state.workloads.get(&t.workload_id).and_then(|w| w.placement.as_ref());
-    convert::training_to_wire(t, placement, now_ms())
+fn to_wire(t: &gantry_domain::Training) -> Training {
+    convert::training_to_wire(t, t.placement.as_ref(), now_ms())
 }
 
 fn applied_training(applied: Applied) -> Result<Response<Training>, Status> {
@@ -28,6 +28,62 @@ fn applied_training(applied: Applied) -> Result<Response<Training>, Status> {
 
 #[tonic::async_trait]
 impl TrainingService for TrainingApi {
+    type TrainingLogsStream = ReceiverStream<Result<TrainingLogsChunk, Status>>;
+
+    /// Relays one container's output from the agent of the node it ran on. Any replica
+    /// can serve it: every agent holds a session with every replica.
+    #[tracing::instrument(skip_all, fields(project = %req.get_ref().project, name = %req.get_ref().name))]
+    async fn training_logs(
+        &self,
+        req: Request<TrainingLogsRequest>,
+    ) -> Result<Response<Self::TrainingLogsStream>, Status> {
+        self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
+        let req = req.into_inner();
+        self.0.read_barrier(None).await?;
+        let (workload_id, node_id) = {
+            let state = self.0.raft.state();
+            let t = state
+                .training(&req.project, &req.name)
+                .ok_or_else(|| Status::not_found(format!("training '{}' not found", req.name)))?;
+            let placement = t.placement.as_ref().ok_or_else(|| {
+                Status::failed_precondition(format!("training '{}' has not been placed yet ({})", req.name, t.status))
+            })?;
+            let a = placement.assignments.get(req.rank as usize).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "rank: training '{}' has {} container(s), ranks 0..{}",
+                    req.name,
+                    placement.assignments.len(),
+                    placement.assignments.len()
+                ))
+            })?;
+            (t.workload_id.clone(), a.node_id.clone())
+        };
+        let request =
+            LogRequest { request_id: 0, workload_id, rank: req.rank, follow: req.follow, tail_lines: req.tail_lines };
+        let mut sub = self.0.hub.open_log(&node_id, request)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let item = match sub.next().await {
+                    Some(c) if !c.error.is_empty() => Err(Status::not_found(c.error)),
+                    Some(c) if c.eof => {
+                        if !c.data.is_empty() {
+                            let _ = tx.send(Ok(TrainingLogsChunk { data: c.data })).await;
+                        }
+                        return;
+                    }
+                    Some(c) => Ok(TrainingLogsChunk { data: c.data }),
+                    None => Err(Status::unavailable(format!("node {node_id}'s agent went away; retry"))),
+                };
+                let last = item.is_err();
+                if tx.send(item).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     #[tracing::instrument(skip_all, fields(project = %req.get_ref().project))]
     async fn create_training(&self, req: Request<CreateTrainingRequest>) -> Result<Response<Training>, Status> {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
@@ -54,7 +110,7 @@ impl TrainingService for TrainingApi {
         let t = state
             .training(&r.project, &r.name)
             .ok_or_else(|| Status::not_found(format!("training '{}' not found", r.name)))?;
-        Ok(Response::new(to_wire(&state, t)))
+        Ok(Response::new(to_wire(t)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -79,7 +135,7 @@ impl TrainingService for TrainingApi {
             .into_iter()
             .flat_map(|p| p.trainings.values())
             .filter(|t| experiment_id.as_ref().is_none_or(|id| &t.experiment_id == id))
-            .map(|t| to_wire(&state, t))
+            .map(to_wire)
             .collect();
         Ok(Response::new(ListTrainingsResponse { trainings }))
     }
@@ -89,7 +145,14 @@ impl TrainingService for TrainingApi {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
         let r = req.into_inner();
         applied_training(
-            self.0.write(CommandV1::StopTraining { project: r.project, name: r.name, now_ms: now_ms() }).await?,
+            self.0
+                .write(CommandV1::StopTraining {
+                    project: r.project,
+                    name: r.name,
+                    now_ms: now_ms(),
+                    reason: String::new(),
+                })
+                .await?,
         )
     }
 

@@ -40,9 +40,13 @@ pub fn plan(state: &State, now_ms: u64) -> Vec<CommandV1> {
 /// Re-plans whenever the state changes (and at least every `interval`), on the leader.
 pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken) {
     let mut last_seen = 0;
+    let mut applied_changes = raft.applied_watch();
     loop {
+        // Event-driven: a create is placed as soon as it is applied (this is on the path
+        // from `training create` to a running container); the timer is a fallback.
         tokio::select! {
             _ = cancel.cancelled() => return,
+            _ = applied_changes.changed() => {}
             _ = tokio::time::sleep(interval) => {}
         }
         let applied = raft.applied_index();

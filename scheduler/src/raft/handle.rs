@@ -176,6 +176,11 @@ impl RaftHandle {
         Ok(())
     }
 
+    /// Changes whenever an entry is applied: for watchers of the state (agent sessions).
+    pub fn applied_watch(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
     pub fn applied_index(&self) -> u64 {
         *self.applied.borrow()
     }

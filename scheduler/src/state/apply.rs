@@ -3,6 +3,7 @@
 use gantry_domain::training::StatusChange;
 use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand};
 
+use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
@@ -32,13 +33,8 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
         CommandV1::RegisterNode { hostname, address, inventory, now_ms } => {
             register_node(state, hostname, address, inventory, now_ms)
         }
-        CommandV1::SetNodeStatus { node_id, status, now_ms } => {
-            let node = state.nodes.get_mut(&node_id).ok_or_else(|| Rejected::not_found(format!("node '{node_id}'")))?;
-            if node.status != status {
-                node.status = status;
-                node.status_changed_at_ms = now_ms;
-            }
-            Ok(Applied::Node(node.clone()))
+        CommandV1::SetNodeStatus { node_id, status, now_ms, reason } => {
+            set_node_status(state, &node_id, status, &reason, now_ms)
         }
         CommandV1::CreateExperiment { project, id, request_id, spec, now_ms } => {
             let p = state.projects.entry(project.clone()).or_default();
@@ -81,7 +77,9 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
         CommandV1::CreateTraining { project, id, experiment_id, request_id, spec, now_ms } => {
             create_training(state, index, project, id, experiment_id, request_id, spec, now_ms)
         }
-        CommandV1::StopTraining { project, name, now_ms } => stop_training(state, &project, &name, now_ms),
+        CommandV1::StopTraining { project, name, now_ms, reason } => {
+            stop_training(state, &project, &name, reason, now_ms)
+        }
         CommandV1::DeleteTraining { project, name } => {
             let t = state.training(&project, &name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
             if !t.status.is_terminal() {
@@ -110,6 +108,9 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
                 }
             }
             Ok(Applied::Done)
+        }
+        CommandV1::ReportContainer { node_id, workload_id, rank, phase, reason, now_ms } => {
+            report_container(state, &node_id, &workload_id, rank, phase, reason, now_ms)
         }
         CommandV1::SetTrainingStatus { project, name, status, reason, now_ms } => {
             let t = training_mut(state, &project, &name)?;
@@ -245,6 +246,7 @@ fn create_training(
         workload_id: id.clone(),
         started_at_ms: None,
         ended_at_ms: None,
+        placement: None,
         spec,
     };
     let name = training.meta.name.clone();
@@ -257,13 +259,14 @@ fn create_training(
             placement: None,
             pending_reason: reason,
             created_index: index,
+            phases: Vec::new(),
         },
     );
     state.projects.entry(project.clone()).or_default().trainings.insert(name.clone(), training);
     training_applied(state, &project, &name)
 }
 
-fn stop_training(state: &mut State, project: &str, name: &str, now_ms: u64) -> Outcome {
+fn stop_training(state: &mut State, project: &str, name: &str, reason: String, now_ms: u64) -> Outcome {
     let placed = {
         let t = state.training(project, name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
         if t.status.is_terminal() {
@@ -275,10 +278,11 @@ fn stop_training(state: &mut State, project: &str, name: &str, now_ms: u64) -> O
         state.workloads.get(&t.workload_id).is_some_and(|w| w.placement.is_some())
     };
     let t = training_mut(state, project, name)?;
-    transition(t, TrainingStatus::StopInProgress, "stop requested".into(), now_ms);
+    let reason = if reason.is_empty() { "stop requested".to_string() } else { reason };
+    transition(t, TrainingStatus::StopInProgress, reason.clone(), now_ms);
     if !placed {
         // Nothing runs anywhere: the stop is complete at once.
-        transition(t, TrainingStatus::Stopped, "stopped before it was placed".into(), now_ms);
+        transition(t, TrainingStatus::Stopped, format!("{reason} (before it was placed)"), now_ms);
         let workload_id = t.workload_id.clone();
         state.workloads.remove(&workload_id);
     }
@@ -299,7 +303,9 @@ fn place(state: &mut State, workload_id: &str, placement: gantry_domain::Placeme
         return Err(Rejected::precondition(format!("training '{name}' is {}, not waiting for placement", t.status)));
     }
     transition(t, TrainingStatus::CreateInProgress, String::new(), now_ms);
+    t.placement = Some(placement.clone());
     if let Some(w) = state.workloads.get_mut(workload_id) {
+        w.phases = vec![ContainerPhase::Pending; placement.assignments.len()];
         w.placement = Some(placement);
         w.pending_reason.clear();
     }
@@ -332,4 +338,91 @@ fn training_applied(state: &State, project: &str, name: &str) -> Outcome {
     let training = state.training(project, name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
     let placement = state.workloads.get(&training.workload_id).and_then(|w| w.placement.clone());
     Ok(Applied::Training { training: training.clone(), placement })
+}
+
+fn set_node_status(state: &mut State, node_id: &str, status: NodeStatus, reason: &str, now_ms: u64) -> Outcome {
+    let node = state.nodes.get_mut(node_id).ok_or_else(|| Rejected::not_found(format!("node '{node_id}'")))?;
+    if node.status == status {
+        return Ok(Applied::Node(node.clone()));
+    }
+    node.status = status;
+    node.status_changed_at_ms = now_ms;
+    let node = node.clone();
+    if status == NodeStatus::Down {
+        end_workloads_on_lost_node(state, node_id, reason, now_ms);
+    }
+    Ok(Applied::Node(node))
+}
+
+/// The policy for a lost node (documented in docs/agent.md): its containers are gone
+/// or unreachable, so every training with a container there ends now (no restart from
+/// a checkpoint yet): FAIL TRAIN, or STOPPED when a stop was already under way.
+fn end_workloads_on_lost_node(state: &mut State, node_id: &str, reason: &str, now_ms: u64) {
+    let hit: Vec<String> = state
+        .workloads
+        .iter()
+        .filter(|(_, w)| w.placement.iter().flat_map(|p| &p.assignments).any(|a| a.node_id == node_id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let reason = if reason.is_empty() { format!("node {node_id} was lost") } else { reason.to_string() };
+    for id in hit {
+        let Some(w) = state.workloads.remove(&id) else { continue };
+        let WorkloadOwner::Training { project, name } = &w.owner;
+        let Ok(t) = training_mut(state, project, name) else { continue };
+        let to = if t.status == TrainingStatus::StopInProgress {
+            TrainingStatus::Stopped
+        } else {
+            TrainingStatus::FailTrain
+        };
+        if t.status.can_transition(to) {
+            transition(t, to, reason.clone(), now_ms);
+        }
+    }
+}
+
+fn report_container(
+    state: &mut State,
+    node_id: &str,
+    workload_id: &str,
+    rank: u32,
+    phase: ContainerPhase,
+    reason: String,
+    now_ms: u64,
+) -> Outcome {
+    let w = state
+        .workloads
+        .get_mut(workload_id)
+        .ok_or_else(|| Rejected::not_found(format!("workload '{workload_id}' (it has ended or never existed)")))?;
+    let placed_here =
+        w.placement.as_ref().and_then(|p| p.assignments.get(rank as usize)).is_some_and(|a| a.node_id == node_id);
+    if !placed_here {
+        return Err(Rejected::precondition(format!(
+            "rank {rank} of workload '{workload_id}' is not assigned to node '{node_id}'"
+        )));
+    }
+    let slot = &mut w.phases[rank as usize];
+    let WorkloadOwner::Training { project, name } = w.owner.clone();
+    if slot.may_become(phase) {
+        *slot = phase;
+    }
+    let phases = w.phases.clone();
+    let t = training_mut(state, &project, &name)?;
+    if let Some(target) = containers::training_target(t.status, &phases) {
+        let steps = containers::path(t.status, target);
+        let last = steps.len() - 1;
+        for (i, status) in steps.into_iter().enumerate() {
+            if !t.status.can_transition(status) {
+                break;
+            }
+            // Only the final step carries the report's reason (a failure's exit code
+            // and log tail); intermediate steps are bookkeeping.
+            let why = if i == last { reason.clone() } else { String::new() };
+            transition(t, status, why, now_ms);
+        }
+        if t.status.is_terminal() {
+            let workload_id = t.workload_id.clone();
+            state.workloads.remove(&workload_id);
+        }
+    }
+    training_applied(state, &project, &name)
 }

@@ -10,6 +10,8 @@ use gantry_domain::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::containers::ContainerPhase;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     V1(CommandV1),
@@ -46,10 +48,14 @@ pub enum CommandV1 {
         inventory: NodeInventory,
         now_ms: u64,
     },
+    /// Marking a node DOWN ends what ran on it: running trainings FAIL TRAIN with
+    /// `reason`, stopping ones are STOPPED (their containers are gone with the node).
     SetNodeStatus {
         node_id: String,
         status: NodeStatus,
         now_ms: u64,
+        #[serde(default)]
+        reason: String,
     },
     /// Precondition: `spec` passed `ExperimentSpec::validate`.
     CreateExperiment {
@@ -74,10 +80,14 @@ pub enum CommandV1 {
         spec: TrainingSpec,
         now_ms: u64,
     },
+    /// A user's stop, or the deadline controller's when the maximum training time
+    /// passed (`reason` says which; empty means a user's stop).
     StopTraining {
         project: String,
         name: String,
         now_ms: u64,
+        #[serde(default)]
+        reason: String,
     },
     /// Fails unless the training has ended.
     DeleteTraining {
@@ -102,6 +112,16 @@ pub enum CommandV1 {
         project: String,
         name: String,
         status: TrainingStatus,
+        reason: String,
+        now_ms: u64,
+    },
+    /// An agent reports a phase change of one container (rank) of a workload placed on
+    /// its node.
+    ReportContainer {
+        node_id: String,
+        workload_id: String,
+        rank: u32,
+        phase: ContainerPhase,
         reason: String,
         now_ms: u64,
     },

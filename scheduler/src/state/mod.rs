@@ -11,6 +11,7 @@
 
 mod apply;
 mod command;
+pub mod containers;
 mod outcome;
 mod workload;
 
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::apply;
 pub use command::{Command, CommandV1};
+pub use containers::ContainerPhase;
 pub use outcome::{Applied, Outcome, Rejected};
 pub use workload::{Workload, WorkloadOwner};
 

@@ -82,7 +82,25 @@ fn command() -> impl Strategy<Value = CommandV1> {
         (project.clone(), name.clone()).prop_map(|(p, n)| CommandV1::StopTraining {
             project: p.into(),
             name: n.into(),
-            now_ms: 3
+            now_ms: 3,
+            reason: String::new(),
+        }),
+        (project.clone(), name.clone(), 0u32..3, 0u32..2, 0usize..6).prop_map(|(p, n, node, rank, phase)| {
+            use crate::state::ContainerPhase as P;
+            CommandV1::ReportContainer {
+                node_id: format!("node{node}"),
+                workload_id: format!("trn-{p}-{n}"),
+                rank,
+                phase: [P::Pending, P::Running, P::Uploading, P::Succeeded, P::Failed, P::Stopped][phase],
+                reason: "r".into(),
+                now_ms: 5,
+            }
+        }),
+        (0u32..3, prop::bool::ANY).prop_map(|(n, down)| CommandV1::SetNodeStatus {
+            node_id: format!("node{n}"),
+            status: if down { NodeStatus::Down } else { NodeStatus::Ready },
+            now_ms: 6,
+            reason: String::new(),
         }),
         (project.clone(), name.clone())
             .prop_map(|(p, n)| CommandV1::DeleteTraining { project: p.into(), name: n.into() }),
@@ -167,7 +185,7 @@ proptest! {
 
 /// A state whose catalog has the CPU instance type `it0` and the CPU image `cpu`
 /// (entries 1 and 2).
-fn cpu_catalog() -> State {
+pub(crate) fn cpu_catalog() -> State {
     let mut state = State::default();
     let it = InstanceType { name: "it0".into(), cpu_millis: 1000, memory_mib: 1024, gpu_count: 0, gpu_model: None };
     let image = Image {
@@ -222,7 +240,12 @@ fn an_experiment_with_trainings_cannot_be_deleted() {
     let err =
         apply(&mut state, 4, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap_err();
     assert!(matches!(err, super::Rejected::FailedPrecondition { .. }));
-    apply(&mut state, 5, CommandV1::StopTraining { project: "p".into(), name: "t".into(), now_ms: 2 }.into()).unwrap();
+    apply(
+        &mut state,
+        5,
+        CommandV1::StopTraining { project: "p".into(), name: "t".into(), now_ms: 2, reason: String::new() }.into(),
+    )
+    .unwrap();
     assert_eq!(state.training("p", "t").unwrap().status, TrainingStatus::Stopped);
     apply(&mut state, 6, CommandV1::DeleteTraining { project: "p".into(), name: "t".into() }.into()).unwrap();
     apply(&mut state, 7, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap();

@@ -1,6 +1,8 @@
 //! The replicated record of a schedulable unit.
 
 use gantry_domain::{Placement, WorkloadDemand};
+
+use super::containers::ContainerPhase;
 use serde::{Deserialize, Serialize};
 
 /// Which resource a workload runs for. Notebooks, tuning trials and endpoint pods add
@@ -22,4 +24,8 @@ pub struct Workload {
     pub pending_reason: String,
     /// Log index of its creation: the order placement considers pending work in.
     pub created_index: u64,
+    /// Phase of each rank's container as its agent reported it; one per rank once
+    /// placed, empty while pending.
+    #[serde(default)]
+    pub phases: Vec<ContainerPhase>,
 }

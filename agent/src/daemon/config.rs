@@ -1,0 +1,312 @@
+//! `gantry-agent` configuration: TOML, unknown keys rejected, `GANTRY_AGENT_*`
+//! environment variables override.
+//!
+//! ```toml
+//! node_name = "gpu-01"                      # default: the host name
+//! address = "10.0.0.11"                     # where other nodes reach this one
+//! cluster = "prod"                          # container label; two clusters may share an engine
+//! region = "kr1"                            # EM_REGION
+//! state_dir = "/var/lib/gantry/agent"
+//! schedulers = ["https://10.0.0.1:7443", "https://10.0.0.2:7443"]
+//! join_token_file = "/etc/gantry/join-token"
+//! heartbeat_interval = "2s"
+//!
+//! [tls]
+//! ca_cert = "/etc/gantry/ca.pem"            # trusted scheduler CA
+//! server_name = "localhost"                 # name checked in the scheduler certificates
+//!
+//! [docker]
+//! gpu_mode = "nvidia"                       # or "fake_labels_only"
+//!
+//! [gpu]
+//! source = "nvml"                           # "fake" (with a `fake` list) or "none"
+//!
+//! [storage.nas]
+//! "nas-01" = "/mnt/nas01"                   # nas://nas-01:/x → /mnt/nas01/x
+//!
+//! [logs]
+//! max_file_bytes = 16777216
+//! max_files = 4
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::gpu::GpuConfig;
+use crate::inventory::ResourceOverrides;
+use crate::logstore::LogLimits;
+use crate::runtime::DockerConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub node_name: String,
+    pub address: String,
+    pub cluster: String,
+    pub region: String,
+    pub state_dir: PathBuf,
+    pub schedulers: Vec<String>,
+    pub join_token: String,
+    pub join_token_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long a stopped container gets between SIGTERM and SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub stop_grace: Duration,
+    pub tls: AgentTlsConfig,
+    pub docker: DockerConfig,
+    pub gpu: GpuConfig,
+    pub resources: ResourceOverrides,
+    pub storage: StorageConfig,
+    pub logs: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentTlsConfig {
+    /// CA that signed the schedulers' certificates (and signs this node's).
+    pub ca_cert: Option<PathBuf>,
+    /// Name the scheduler certificates must carry.
+    pub server_name: String,
+    /// A certificate and key issued out of band; without them the agent asks the
+    /// scheduler to sign one at its first registration.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Plain TCP; the join token then identifies the agent on every call.
+    pub insecure_dev: bool,
+}
+
+impl Default for AgentTlsConfig {
+    fn default() -> Self {
+        AgentTlsConfig { ca_cert: None, server_name: "localhost".into(), cert: None, key: None, insecure_dev: false }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// NAS id → where that NAS is mounted on this host.
+    pub nas: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub max_file_bytes: u64,
+    pub max_files: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        let d = LogLimits::default();
+        LogConfig { max_file_bytes: d.max_file_bytes, max_files: d.max_files }
+    }
+}
+
+impl LogConfig {
+    pub fn limits(&self) -> LogLimits {
+        LogLimits { max_file_bytes: self.max_file_bytes, max_files: self.max_files }
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            node_name: host_name(),
+            address: "127.0.0.1".into(),
+            cluster: "gantry".into(),
+            region: "local".into(),
+            state_dir: default_state_dir(),
+            schedulers: vec!["https://127.0.0.1:7443".into()],
+            join_token: String::new(),
+            join_token_file: None,
+            heartbeat_interval: Duration::from_secs(2),
+            stop_grace: Duration::from_secs(10),
+            tls: AgentTlsConfig::default(),
+            docker: DockerConfig::default(),
+            gpu: GpuConfig::None,
+            resources: ResourceOverrides::default(),
+            storage: StorageConfig::default(),
+            logs: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("parsing {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{var}: {rule}")]
+    Env { var: &'static str, rule: String },
+    #[error("{field}: {rule}")]
+    Invalid { field: String, rule: String },
+}
+
+fn invalid(field: &str, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), rule: rule.into() }
+}
+
+impl AgentConfig {
+    /// Reads `path` (or the defaults), applies `GANTRY_AGENT_*` overrides, reads the
+    /// join token file, validates.
+    pub fn load(path: Option<&Path>) -> Result<AgentConfig, ConfigError> {
+        let mut config: AgentConfig = match path {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?
+            }
+            None => AgentConfig::default(),
+        };
+        config.apply_env()?;
+        if config.join_token.is_empty()
+            && let Some(file) = &config.join_token_file
+        {
+            let token =
+                std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+            config.join_token = token.trim().to_string();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        fn var(name: &str) -> Option<String> {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }
+        if let Some(v) = var("GANTRY_AGENT_NODE_NAME") {
+            self.node_name = v;
+        }
+        if let Some(v) = var("GANTRY_AGENT_ADDRESS") {
+            self.address = v;
+        }
+        if let Some(v) = var("GANTRY_AGENT_CLUSTER") {
+            self.cluster = v;
+        }
+        if let Some(v) = var("GANTRY_AGENT_STATE_DIR") {
+            self.state_dir = v.into();
+        }
+        if let Some(v) = var("GANTRY_AGENT_SCHEDULERS") {
+            self.schedulers = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = var("GANTRY_AGENT_JOIN_TOKEN") {
+            self.join_token = v;
+        }
+        if let Some(v) = var("GANTRY_AGENT_CA_CERT") {
+            self.tls.ca_cert = Some(v.into());
+        }
+        if let Some(v) = var("GANTRY_AGENT_INSECURE_DEV") {
+            self.tls.insecure_dev = v
+                .parse()
+                .map_err(|_| ConfigError::Env { var: "GANTRY_AGENT_INSECURE_DEV", rule: "true or false".into() })?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok = !self.node_name.is_empty()
+            && self.node_name.len() <= 63
+            && self.node_name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && !self.node_name.starts_with(['.', '-']);
+        if !name_ok {
+            return Err(invalid("node_name", "must be 1-63 characters of letters, digits, '.', '_' and '-'"));
+        }
+        if self.cluster.is_empty() || !self.cluster.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        {
+            return Err(invalid("cluster", "must be non-empty letters, digits, '_' and '-'"));
+        }
+        if self.schedulers.is_empty() {
+            return Err(invalid("schedulers", "list at least one scheduler address"));
+        }
+        let scheme = if self.tls.insecure_dev { "http://" } else { "https://" };
+        if let Some(bad) = self.schedulers.iter().find(|s| !s.starts_with(scheme)) {
+            return Err(invalid("schedulers", format!("'{bad}' must start with {scheme}")));
+        }
+        if self.heartbeat_interval < Duration::from_millis(100) {
+            return Err(invalid("heartbeat_interval", "must be at least 100ms"));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid("tls", "set both cert and key, or neither"));
+        }
+        if !self.tls.insecure_dev && self.tls.ca_cert.is_none() {
+            return Err(invalid("tls.ca_cert", "is required unless tls.insecure_dev is set"));
+        }
+        if self.logs.max_files == 0 || self.logs.max_file_bytes < 4096 {
+            return Err(invalid("logs", "max_files must be at least 1 and max_file_bytes at least 4096"));
+        }
+        for (id, dir) in &self.storage.nas {
+            if !dir.is_absolute() {
+                return Err(invalid(&format!("storage.nas.{id}"), "must be an absolute path"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn default_state_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/gantry/agent"),
+        None => PathBuf::from("/var/lib/gantry/agent"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AgentConfig, String> {
+        let c: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let c = parse(
+            r#"
+            node_name = "gpu-01"
+            schedulers = ["https://10.0.0.1:7443"]
+            heartbeat_interval = "500ms"
+            [tls]
+            ca_cert = "/etc/gantry/ca.pem"
+            [gpu]
+            source = "fake"
+            fake = [{ uuid = "GPU-1", model = "A100-80GB", memory_mib = 81920 }]
+            [storage.nas]
+            "nas-01" = "/mnt/nas01"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(c.storage.nas["nas-01"], PathBuf::from("/mnt/nas01"));
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let cases = [
+            ("node_name = \"a b\"\n[tls]\nca_cert = \"/x\"", "node_name"),
+            ("schedulers = [\"http://x\"]\n[tls]\nca_cert = \"/x\"", "schedulers"),
+            ("schedulers = []\n[tls]\nca_cert = \"/x\"", "schedulers"),
+            ("", "tls.ca_cert"),
+            ("[tls]\nca_cert = \"/x\"\n[storage.nas]\nn = \"rel\"", "storage.nas.n"),
+            ("bogus = 1", "unknown field"),
+        ];
+        for (text, field) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(field), "{text:?}: {err}");
+        }
+    }
+}

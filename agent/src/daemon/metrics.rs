@@ -1,0 +1,90 @@
+//! The node's metrics, sampled every heartbeat interval and kept in memory (the latest
+//! sample travels with each heartbeat; the scheduler shows it in `node get`).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gantry_proto::v1::{GpuMetrics, NodeMetrics};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::gpu::GpuSource;
+use crate::inventory::{HostProbe, SysinfoHost, node_metrics};
+
+const MIB: u64 = 1024 * 1024;
+
+pub struct Sampler {
+    pub host: SysinfoHost,
+    pub gpus: Arc<dyn GpuSource>,
+    /// "nvml", "fake", "none", or why NVML is unavailable.
+    pub gpu_source: String,
+    /// Number of Gantry containers the agent runs now.
+    pub containers: Arc<dyn Fn() -> u32 + Send + Sync>,
+}
+
+impl Sampler {
+    fn sample(&mut self) -> NodeMetrics {
+        let host = self.host.sample().ok();
+        let load = host.as_ref().map(node_metrics);
+        let gpus = self
+            .gpus
+            .health()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| GpuMetrics {
+                uuid: g.uuid,
+                utilization_pct: g.utilization_pct.unwrap_or(0),
+                memory_used_mib: g.memory_used_mib,
+                temperature_c: g.temperature_c.unwrap_or(0),
+                ecc_errors: g.ecc_errors.unwrap_or(0),
+                last_xid: g.xid_errors.last().copied().unwrap_or(0) as u32,
+            })
+            .collect();
+        NodeMetrics {
+            at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            cpu_pct: load
+                .as_ref()
+                .map(|l| f64::from(l.cpu_usage_pct) * l.per_cpu_usage_pct.len() as f64)
+                .unwrap_or(0.0),
+            memory_used_mib: host.as_ref().map(|h| h.memory_used_bytes / MIB).unwrap_or(0),
+            disk_free_mib: host.as_ref().map(|h| h.disk_available_bytes / MIB).unwrap_or(0),
+            containers: (self.containers)(),
+            gpus,
+            gpu_source: self.gpu_source.clone(),
+            agent_rss_kib: own_rss_kib(),
+        }
+    }
+}
+
+/// Samples every `every` into the returned watch until cancelled.
+pub fn start(mut sampler: Sampler, every: Duration, cancel: CancellationToken) -> watch::Receiver<NodeMetrics> {
+    let (tx, rx) = watch::channel(sampler.sample());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            // Reading /proc blocks briefly; keep it off the async workers.
+            let (s, m) = match tokio::task::spawn_blocking(move || {
+                let m = sampler.sample();
+                (sampler, m)
+            })
+            .await
+            {
+                Ok(v) => v,
+                Err(_) => return,
+            };
+            sampler = s;
+            let _ = tx.send(m);
+        }
+    });
+    rx
+}
+
+/// Resident memory of this process, from /proc (0 where unavailable).
+pub fn own_rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    pages * 4
+}

@@ -1,0 +1,225 @@
+//! The agent daemon: joins the cluster, holds a session with every scheduler replica,
+//! and reconciles this node's containers to its assignments.
+//!
+//! ```text
+//!   identity::join ──► Link (mTLS, one channel per replica)
+//!        │
+//!        ├─ session × replicas ──► Desired (newest assignment set) ◄─ heartbeats/metrics up
+//!        │                                   │
+//!        └─ reconcile loop: plan(desired, workers, containers) ──► Start/Stop/Abandon/RemoveOrphan
+//!                                                                      │
+//!                                                 worker per container ┴─► runtime + log store + reports
+//! ```
+
+pub mod config;
+mod desired;
+mod identity;
+mod link;
+mod logs;
+mod metrics;
+pub mod reconcile;
+mod session;
+pub mod storage;
+mod wheels;
+mod worker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use gantry_proto::convert;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use config::AgentConfig;
+use desired::Desired;
+use reconcile::{Action, Key, WorkerView};
+use worker::{Control, WorkerEnv};
+
+use crate::gpu::{self, FakeGpus, GpuConfig, GpuSource};
+use crate::inventory::{HostProbe, SysinfoHost, node_inventory};
+use crate::runtime::{ContainerRuntime, DockerRuntime, LabelSelector, labels};
+
+/// Reconciles at least this often, so a missed event (a container removed by hand) is
+/// repaired.
+const RESYNC_EVERY: Duration = Duration::from_secs(5);
+
+struct Worker {
+    control: watch::Sender<Control>,
+}
+
+/// Runs the agent until `cancel` fires. Calls `ready` once the node is registered.
+pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnOnce()) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)?;
+    let runtime: Arc<dyn ContainerRuntime> = Arc::new(DockerRuntime::connect(&config.docker).await?);
+    let (gpus, gpu_source) = gpu_source(&config.gpu);
+    let mut host = SysinfoHost::new(&config.state_dir)?;
+    let sample = host.sample()?;
+    let inventory = node_inventory(&sample, gpus.inventory().unwrap_or_default(), &config.resources)?;
+    let inventory = convert::inventory_to_wire(&inventory);
+
+    let link = join_with_retry(&config, inventory, &cancel).await?;
+    let node_id = config.node_name.clone();
+    tracing::info!(node = %node_id, gpus = %gpu_source, "joined the cluster");
+
+    let running = Arc::new(AtomicU32::new(0));
+    let count = running.clone();
+    let metrics = metrics::start(
+        metrics::Sampler { host, gpus, gpu_source, containers: Arc::new(move || count.load(Ordering::Relaxed)) },
+        config.heartbeat_interval,
+        cancel.clone(),
+    );
+    let env = Arc::new(WorkerEnv {
+        runtime: runtime.clone(),
+        reporter: worker::Reporter { link: link.clone(), node_id: node_id.clone() },
+        logs: logs::LogRegistry::default(),
+        cluster: config.cluster.clone(),
+        node_id: node_id.clone(),
+        region: config.region.clone(),
+        roots: storage::StorageRoots { nas: config.storage.nas.clone() },
+        state_dir: config.state_dir.clone(),
+        log_limits: config.logs.limits(),
+        stop_grace: config.stop_grace,
+    });
+    let desired = Desired::default();
+    let session_ctx = Arc::new(session::SessionCtx {
+        node_id: node_id.clone(),
+        desired: desired.clone(),
+        metrics,
+        heartbeat_interval: config.heartbeat_interval,
+        env: env.clone(),
+    });
+    for (client, url) in link.clients.iter().zip(&config.schedulers) {
+        tokio::spawn(session::run(session_ctx.clone(), client.clone(), url.clone(), cancel.clone()));
+    }
+    ready();
+    let selector = LabelSelector::new().with(labels::CLUSTER, &config.cluster).with(labels::NODE, &node_id);
+    reconcile_loop(env, desired, selector, running, cancel).await;
+    Ok(())
+}
+
+/// NVML when configured and present; without a driver the agent still runs, with no
+/// GPUs and the reason in its metrics.
+fn gpu_source(config: &GpuConfig) -> (Arc<dyn GpuSource>, String) {
+    let name = match config {
+        GpuConfig::Nvml => "nvml",
+        GpuConfig::Fake { .. } => "fake",
+        GpuConfig::None => "none",
+    };
+    match gpu::from_config(config) {
+        Ok(source) => (Arc::from(source), name.to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, "no NVML: this node reports no GPUs");
+            (Arc::new(FakeGpus::new(Vec::new())), format!("no NVML: {e}"))
+        }
+    }
+}
+
+async fn join_with_retry(
+    config: &AgentConfig,
+    inventory: gantry_proto::v1::NodeInventory,
+    cancel: &CancellationToken,
+) -> anyhow::Result<link::Link> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match identity::join(config, inventory.clone()).await {
+            Ok(link) => return Ok(link),
+            Err(e) => {
+                // A refused token or a bad certificate will not fix itself: say so.
+                if let Some(status) = e.downcast_ref::<tonic::Status>()
+                    && !link::retryable(status)
+                {
+                    return Err(anyhow::anyhow!("registration refused: {}", status.message()));
+                }
+                tracing::warn!(error = format!("{e:#}"), "cannot register yet; retrying");
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => anyhow::bail!("cancelled before joining"),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn reconcile_loop(
+    env: Arc<WorkerEnv>,
+    desired: Desired,
+    selector: LabelSelector,
+    running: Arc<AtomicU32>,
+    cancel: CancellationToken,
+) {
+    let mut desired_rx = desired.subscribe();
+    let mut workers: BTreeMap<Key, Worker> = BTreeMap::new();
+    let mut tasks: JoinSet<Key> = JoinSet::new();
+    let mut done: BTreeSet<Key> = BTreeSet::new();
+    loop {
+        let current = desired_rx.borrow_and_update().clone();
+        if let Some((_, items)) = &current {
+            match env.runtime.list(&selector).await {
+                Ok(containers) => {
+                    let views = workers
+                        .iter()
+                        .map(|(k, w)| (k.clone(), WorkerView { stopping: *w.control.borrow() != Control::Run }))
+                        .collect();
+                    // Keys the scheduler no longer lists cannot come back: forget them.
+                    done.retain(|k| items.iter().any(|a| Key::of(a) == *k));
+                    for action in reconcile::plan(items, &views, &done, &containers) {
+                        apply(&env, action, &mut workers, &mut tasks).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing containers failed"),
+            }
+        }
+        running.store(workers.len() as u32, Ordering::Relaxed);
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            changed = desired_rx.changed() => if changed.is_err() { break },
+            Some(finished) = tasks.join_next() => {
+                if let Ok(key) = finished {
+                    workers.remove(&key);
+                    env.logs.remove(&key);
+                    done.insert(key);
+                }
+            }
+            _ = tokio::time::sleep(RESYNC_EVERY) => {}
+        }
+    }
+    // Containers keep running across an agent restart; the next start adopts them.
+    tasks.abort_all();
+}
+
+async fn apply(env: &Arc<WorkerEnv>, action: Action, workers: &mut BTreeMap<Key, Worker>, tasks: &mut JoinSet<Key>) {
+    match action {
+        Action::Start { assignment, existing } => {
+            let key = Key::of(&assignment);
+            let initial = if assignment.stop { Control::Stop } else { Control::Run };
+            let (control, rx) = watch::channel(initial);
+            let env = env.clone();
+            let task_key = key.clone();
+            tasks.spawn(async move {
+                worker::run(env, assignment, existing, rx).await;
+                task_key
+            });
+            workers.insert(key, Worker { control });
+        }
+        Action::Stop(key) => {
+            if let Some(w) = workers.get(&key) {
+                let _ = w.control.send(Control::Stop);
+            }
+        }
+        Action::Abandon(key) => {
+            if let Some(w) = workers.get(&key) {
+                let _ = w.control.send(Control::Abandon);
+            }
+        }
+        Action::RemoveOrphan(c) => {
+            tracing::info!(container = %c.name, "removing a container no workload owns");
+            if let Err(e) = env.runtime.remove(&c.id).await {
+                tracing::warn!(container = %c.name, error = %e, "removing orphan failed");
+            }
+        }
+    }
+}

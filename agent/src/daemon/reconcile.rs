@@ -1,0 +1,146 @@
+//! Reconciliation (pure): the desired assignments, the running workers and the
+//! containers the engine has → what to do. Called on every change and periodically;
+//! running it twice in a row with nothing new returns nothing the second time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gantry_proto::v1::WorkAssignment;
+
+use crate::runtime::{ContainerInfo, labels};
+
+/// One container of a workload.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub workload_id: String,
+    pub rank: u32,
+}
+
+impl Key {
+    pub fn of(a: &WorkAssignment) -> Key {
+        Key { workload_id: a.workload_id.clone(), rank: a.rank }
+    }
+
+    /// The key a container's labels record, if they are complete.
+    pub fn of_container(c: &ContainerInfo) -> Option<Key> {
+        Some(Key {
+            workload_id: c.labels.get(labels::WORKLOAD)?.clone(),
+            rank: c.labels.get(labels::RANK)?.parse().ok()?,
+        })
+    }
+}
+
+/// What the reconciler knows of a worker it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerView {
+    /// It was told to stop.
+    pub stopping: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start a worker; it adopts the container if there is one (after an agent restart).
+    Start { assignment: WorkAssignment, existing: Option<ContainerInfo> },
+    /// The scheduler asks for a stop: the worker stops its container and reports it.
+    Stop(Key),
+    /// The workload is no longer assigned here (it ended, or the node was declared
+    /// lost): the worker removes its container without reporting.
+    Abandon(Key),
+    /// A container nobody assigns or runs: remove it.
+    RemoveOrphan(ContainerInfo),
+}
+
+/// `done` holds the keys whose worker finished (reported its end): they are not started
+/// again while a not-yet-updated assignment set still lists them.
+pub fn plan(
+    desired: &[WorkAssignment],
+    workers: &BTreeMap<Key, WorkerView>,
+    done: &BTreeSet<Key>,
+    containers: &[ContainerInfo],
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let wanted: BTreeMap<Key, &WorkAssignment> = desired.iter().map(|a| (Key::of(a), a)).collect();
+    let by_key: BTreeMap<Key, &ContainerInfo> =
+        containers.iter().filter_map(|c| Some((Key::of_container(c)?, c))).collect();
+    for (key, a) in &wanted {
+        match workers.get(key) {
+            Some(w) if a.stop && !w.stopping => actions.push(Action::Stop(key.clone())),
+            Some(_) => {}
+            None if done.contains(key) => {}
+            None => actions
+                .push(Action::Start { assignment: (*a).clone(), existing: by_key.get(key).map(|c| (*c).clone()) }),
+        }
+    }
+    for key in workers.keys().filter(|k| !wanted.contains_key(*k)) {
+        actions.push(Action::Abandon(key.clone()));
+    }
+    for c in containers {
+        let owned = Key::of_container(c).is_some_and(|k| workers.contains_key(&k) || wanted.contains_key(&k));
+        if !owned {
+            actions.push(Action::RemoveOrphan(c.clone()));
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{ContainerId, ContainerState};
+
+    fn a(w: &str, rank: u32, stop: bool) -> WorkAssignment {
+        WorkAssignment { workload_id: w.into(), rank, stop, ..Default::default() }
+    }
+
+    fn container(w: &str, rank: u32) -> ContainerInfo {
+        ContainerInfo {
+            id: ContainerId(format!("id-{w}-{rank}")),
+            name: format!("c-{w}-{rank}"),
+            labels: [(labels::WORKLOAD.to_string(), w.to_string()), (labels::RANK.to_string(), rank.to_string())]
+                .into(),
+            state: ContainerState::Running,
+            exit_code: None,
+        }
+    }
+
+    fn key(w: &str, rank: u32) -> Key {
+        Key { workload_id: w.into(), rank }
+    }
+
+    #[test]
+    fn new_assignments_start_and_existing_containers_are_adopted() {
+        let plan =
+            plan(&[a("w1", 0, false), a("w2", 1, false)], &BTreeMap::new(), &BTreeSet::new(), &[container("w2", 1)]);
+        assert_eq!(plan.len(), 2);
+        assert!(matches!(&plan[0], Action::Start { existing: None, assignment } if assignment.workload_id == "w1"));
+        assert!(matches!(&plan[1], Action::Start { existing: Some(c), .. } if c.name == "c-w2-1"));
+    }
+
+    #[test]
+    fn running_workers_are_left_alone_until_a_stop() {
+        let workers = BTreeMap::from([(key("w1", 0), WorkerView { stopping: false })]);
+        let containers = [container("w1", 0)];
+        assert!(plan(&[a("w1", 0, false)], &workers, &BTreeSet::new(), &containers).is_empty());
+        assert_eq!(plan(&[a("w1", 0, true)], &workers, &BTreeSet::new(), &containers), [Action::Stop(key("w1", 0))]);
+        let stopping = BTreeMap::from([(key("w1", 0), WorkerView { stopping: true })]);
+        assert!(plan(&[a("w1", 0, true)], &stopping, &BTreeSet::new(), &containers).is_empty());
+    }
+
+    #[test]
+    fn unassigned_workers_are_abandoned_and_strays_removed() {
+        let workers = BTreeMap::from([(key("w1", 0), WorkerView { stopping: false })]);
+        let plan = plan(&[], &workers, &BTreeSet::new(), &[container("w1", 0), container("old", 0)]);
+        assert_eq!(plan, [Action::Abandon(key("w1", 0)), Action::RemoveOrphan(container("old", 0))]);
+    }
+
+    #[test]
+    fn finished_work_is_not_restarted_from_a_stale_set() {
+        let done = BTreeSet::from([key("w1", 0)]);
+        assert!(plan(&[a("w1", 0, false)], &BTreeMap::new(), &done, &[]).is_empty());
+    }
+
+    #[test]
+    fn planning_is_stable() {
+        let workers = BTreeMap::from([(key("w1", 0), WorkerView { stopping: false })]);
+        assert!(plan(&[a("w1", 0, false)], &workers, &BTreeSet::new(), &[container("w1", 0)]).is_empty());
+    }
+}

@@ -1,0 +1,127 @@
+//! What a node should run: derived from the replicated state alone (pure), resent
+//! whole to the node's agent whenever it changes, so the agent reconciles to it
+//! (level-triggered: a lost message is repaired by the next one).
+
+use gantry_domain::TrainingStatus;
+use gantry_proto::convert;
+use gantry_proto::v1::WorkAssignment;
+
+use crate::state::{State, WorkloadOwner};
+
+/// Every container placed on `node_id`, ordered by workload id and rank.
+pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
+    let mut out = Vec::new();
+    for (workload_id, w) in &state.workloads {
+        let Some(placement) = &w.placement else { continue };
+        let WorkloadOwner::Training { project, name } = &w.owner;
+        let Some(training) = state.training(project, name) else { continue };
+        let rank_addresses: Vec<String> = placement
+            .assignments
+            .iter()
+            .map(|a| state.nodes.get(&a.node_id).map(|n| n.address.clone()).unwrap_or_default())
+            .collect();
+        for (rank, a) in placement.assignments.iter().enumerate().filter(|(_, a)| a.node_id == node_id) {
+            out.push(WorkAssignment {
+                workload_id: workload_id.clone(),
+                rank: rank as u32,
+                project: project.clone(),
+                training_name: name.clone(),
+                spec: Some(convert::training_spec_to_wire(&training.spec)),
+                image: w.image.clone(),
+                cpu_millis: w.demand.per_container.cpu_millis,
+                memory_mib: w.demand.per_container.memory_mib,
+                gpu_uuids: a.gpu_uuids.clone(),
+                rank_addresses: rank_addresses.clone(),
+                stop: training.status == TrainingStatus::StopInProgress,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use gantry_domain::{Assignment, Gpu, NodeInventory, Placement};
+
+    use super::*;
+    use crate::state::tests::{cpu_catalog, spec};
+    use crate::state::{CommandV1, apply};
+
+    fn state_with_training() -> State {
+        let mut state = cpu_catalog();
+        let mut i = state.applied_index;
+        let mut run = |state: &mut State, c: CommandV1| {
+            i += 1;
+            apply(state, i, c.into()).unwrap();
+        };
+        for n in ["a", "b"] {
+            run(
+                &mut state,
+                CommandV1::RegisterNode {
+                    hostname: n.into(),
+                    address: format!("10.0.0.{}", if n == "a" { 1 } else { 2 }),
+                    inventory: NodeInventory {
+                        cpu_millis: 64_000,
+                        memory_mib: 1 << 20,
+                        disk_mib: 0,
+                        gpus: vec![Gpu { uuid: format!("GPU-{n}"), model: "A100-80GB".into(), memory_mib: 1 }],
+                    },
+                    now_ms: 1,
+                },
+            );
+        }
+        run(
+            &mut state,
+            CommandV1::CreateTraining {
+                project: "p".into(),
+                id: "w1".into(),
+                experiment_id: "e1".into(),
+                request_id: String::new(),
+                spec: spec("t", "e", "it0", "cpu", 2),
+                now_ms: 2,
+            },
+        );
+        let placement = Placement {
+            assignments: vec![
+                Assignment { node_id: "b".into(), gpu_uuids: vec![] },
+                Assignment { node_id: "a".into(), gpu_uuids: vec![] },
+            ],
+        };
+        run(&mut state, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 3 });
+        state
+    }
+
+    #[test]
+    fn each_node_gets_its_ranks_with_the_gang_addresses() {
+        let state = state_with_training();
+        let a = node_assignments(&state, "a");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].rank, 1);
+        assert_eq!(a[0].rank_addresses, ["10.0.0.2", "10.0.0.1"]);
+        assert_eq!(a[0].training_name, "t");
+        assert!(!a[0].stop);
+        assert_eq!(node_assignments(&state, "b")[0].rank, 0);
+        assert!(node_assignments(&state, "c").is_empty());
+    }
+
+    #[test]
+    fn a_stop_is_announced_and_the_end_removes_the_assignment() {
+        let mut state = state_with_training();
+        let stop = CommandV1::StopTraining { project: "p".into(), name: "t".into(), now_ms: 4, reason: String::new() };
+        apply(&mut state, 100, stop.into()).unwrap();
+        assert!(node_assignments(&state, "a")[0].stop);
+        for (node, rank) in [("b", 0), ("a", 1)] {
+            let report = CommandV1::ReportContainer {
+                node_id: node.into(),
+                workload_id: "w1".into(),
+                rank,
+                phase: crate::state::ContainerPhase::Stopped,
+                reason: String::new(),
+                now_ms: 5,
+            };
+            apply(&mut state, 101 + rank as u64, report.into()).unwrap();
+        }
+        assert!(node_assignments(&state, "a").is_empty());
+        assert_eq!(state.training("p", "t").unwrap().status, TrainingStatus::Stopped);
+    }
+}
