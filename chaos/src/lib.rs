@@ -44,6 +44,7 @@
 //! `GANTRY_SCHEDULER_BIN` at it). Set `GANTRY_KEEP_CHAOS_DIR=1` to keep the base dir (configs,
 //! data, logs) of a failed run; the seed is printed on stderr to replay it.
 
+pub mod agent;
 pub mod binary;
 pub mod checker;
 pub mod clients;
@@ -53,6 +54,7 @@ mod replica_config;
 pub mod seed;
 pub mod workload;
 
+pub use agent::{AgentOptions, AgentProcess};
 pub use checker::{CheckReport, Violation, check_creates};
 pub use clients::{Authorization, Clients};
 pub use cluster::{ADMIN_TOKEN, ClusterOptions, JOIN_TOKEN, ProcessCluster};

@@ -14,6 +14,8 @@
 //! without sharing state. Always finish with [`Sandbox::shutdown`]; dropping a sandbox
 //! only cancels it (a panicking test cannot await).
 
+pub mod nodes;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,9 +63,23 @@ const POLL_EVERY: Duration = Duration::from_millis(25);
 /// header (or none).
 pub use gantry_chaos::{Authorization, Clients};
 
+/// What tests may vary about a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Silence after which a node is declared DOWN.
+    pub node_down_after: Duration,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions { node_down_after: Duration::from_secs(30) }
+    }
+}
+
 /// One scheduler replica running in-process on loopback ports, with TLS and tokens.
 pub struct Sandbox {
     api_addr: SocketAddr,
+    ca_cert: std::path::PathBuf,
     channel: Channel,
     cancel: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -74,6 +90,10 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts the replica and returns once it leads and has seeded its catalog.
     pub async fn start() -> anyhow::Result<Sandbox> {
+        Self::start_with(SandboxOptions::default()).await
+    }
+
+    pub async fn start_with(opts: SandboxOptions) -> anyhow::Result<Sandbox> {
         gantry_pki::install_crypto_provider();
         let dir = tempfile::Builder::new().prefix("gantry-sandbox-").tempdir()?;
         let tls = gantry_pki::ensure_dev_pki(&dir.path().join("pki"), &[])?;
@@ -101,7 +121,10 @@ impl Sandbox {
                 client_config: None,
             },
             catalog: catalog(),
-            controllers: ControllerConfig { placement_interval: Duration::from_millis(50), ..Default::default() },
+            controllers: ControllerConfig {
+                placement_interval: Duration::from_millis(50),
+                node_down_after: opts.node_down_after,
+            },
             // No fixed ports: sandboxes run in parallel.
             metrics: MetricsConfig { listen: None },
             // A single replica (no peers); anything newer at its default.
@@ -118,7 +141,8 @@ impl Sandbox {
             .connect_timeout(Duration::from_secs(5))
             .timeout(DEADLINE)
             .connect_lazy();
-        let mut sandbox = Sandbox { api_addr: listen_api, channel, cancel, server: Some(server), _dir: dir };
+        let ca_cert = tls.ca_cert.clone();
+        let mut sandbox = Sandbox { api_addr: listen_api, ca_cert, channel, cancel, server: Some(server), _dir: dir };
 
         match tokio::time::timeout(DEADLINE, ready_rx).await {
             Ok(Ok(())) => {}
@@ -166,6 +190,12 @@ impl Sandbox {
             },
             None => anyhow::anyhow!("scheduler task already awaited"),
         }
+    }
+
+    /// The CA that signed the replica's certificate (its key lies beside it, so the
+    /// replica signs node certificates).
+    pub fn ca_cert(&self) -> &std::path::Path {
+        &self.ca_cert
     }
 
     /// The admin API address (TLS; the certificate names `localhost` and `127.0.0.1`).
