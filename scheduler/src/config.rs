@@ -24,6 +24,18 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub controllers: ControllerConfig,
     pub metrics: MetricsConfig,
+    pub agent: EmbeddedAgentConfig,
+}
+
+/// A node agent inside the scheduler process: the single-node default runs trainings on
+/// the local Docker engine with no second daemon to start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedAgentConfig {
+    /// Off unless set (the embedded default sets it).
+    pub embedded: bool,
+    /// The agent's state directory; default: `agent` beside the data directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -191,6 +203,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             controllers: ControllerConfig::default(),
             metrics: MetricsConfig::default(),
+            agent: EmbeddedAgentConfig::default(),
         }
     }
 }
@@ -240,6 +253,7 @@ impl Config {
             None => {
                 let mut c = Config::default();
                 c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 7445)));
+                c.agent.embedded = true;
                 c
             }
         };
@@ -278,6 +292,9 @@ impl Config {
         }
         if let Some(v) = var("GANTRY_CLIENT_CONFIG") {
             self.auth.client_config = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("GANTRY_EMBEDDED_AGENT") {
+            self.agent.embedded = parse("GANTRY_EMBEDDED_AGENT", v)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod config;
 pub mod controller;
+pub mod embedded_agent;
 pub mod metrics;
 pub mod raft;
 pub mod server;

@@ -122,6 +122,10 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         Some(addr) => Some(tokio::spawn(crate::metrics::serve(addr, handle.clone(), cancel.clone()))),
         None => None,
     };
+    let agent = config.agent.embedded.then(|| {
+        let agent_config = crate::embedded_agent::agent_config(&config, &secrets);
+        tokio::spawn(crate::embedded_agent::run(agent_config, cancel.child_token()))
+    });
     ready();
 
     let mut raft_task = raft_task;
@@ -150,6 +154,9 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     }
     if let Some(m) = metrics {
         let _ = m.await;
+    }
+    if let Some(a) = agent {
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, a).await;
     }
     Ok(())
 }

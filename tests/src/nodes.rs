@@ -37,11 +37,7 @@ pub struct NodeKit {
 impl NodeKit {
     pub async fn start(opts: SandboxOptions) -> anyhow::Result<NodeKit> {
         let docker = DockerRuntime::connect(&DockerConfig::default()).await.context("the tests need Docker")?;
-        docker
-            .client()
-            .inspect_image(PYTHON_IMAGE)
-            .await
-            .with_context(|| format!("image {PYTHON_IMAGE} is missing: build it with `bash deploy/images/build.sh`"))?;
+        ensure_image(&docker).await?;
         let sandbox = Sandbox::start_with(opts).await?;
         let cluster = format!("t{:016x}", rand::random::<u64>());
         let storage = tempfile::Builder::new().prefix("gantry-nodes-").tempdir()?;
@@ -231,6 +227,30 @@ impl Drop for NodeKit {
         })
         .join();
     }
+}
+
+/// Builds the workload image with `deploy/images/build.sh` when it is missing (once
+/// per test process; the script is idempotent and caches its rootfs), so `cargo test`
+/// works on a fresh machine.
+async fn ensure_image(docker: &DockerRuntime) -> anyhow::Result<()> {
+    static BUILD: tokio::sync::OnceCell<Result<(), String>> = tokio::sync::OnceCell::const_new();
+    if docker.client().inspect_image(PYTHON_IMAGE).await.is_ok() {
+        return Ok(());
+    }
+    let built = BUILD
+        .get_or_init(|| async {
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/images/build.sh");
+            let status = tokio::process::Command::new("bash").arg(&script).status().await;
+            match status {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(format!("{} failed ({s})", script.display())),
+                Err(e) => Err(format!("cannot run {}: {e}", script.display())),
+            }
+        })
+        .await;
+    built.clone().map_err(anyhow::Error::msg)?;
+    docker.client().inspect_image(PYTHON_IMAGE).await.with_context(|| format!("image {PYTHON_IMAGE} still missing"))?;
+    Ok(())
 }
 
 /// Polls `probe` until it succeeds or `within` passes (then fails with its last error).

@@ -31,7 +31,7 @@ use super::reconcile::Key;
 use super::storage::{StorageRoots, copy_tree};
 use crate::contract::{EXIT_ENTRY_POINT_MISSING, EXIT_REQUIREMENTS_FAILED};
 use crate::logstore::{LogLimits, LogStore};
-use crate::runtime::{ContainerId, ContainerInfo, ContainerRuntime};
+use crate::runtime::{ContainerId, ContainerInfo, ContainerRuntime, RuntimeError};
 
 /// What the reconciler wants of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +176,14 @@ async fn start(env: &WorkerEnv, a: &WorkAssignment, key: &Key) -> Result<(Contai
     }
     // A container of this name left from a crash between create and start.
     let _ = env.runtime.remove(&ContainerId(prepared.spec.name.clone())).await;
-    let id = env.runtime.create_and_start(&prepared.spec).await.map_err(|e| format!("starting the container: {e}"))?;
+    let id = env.runtime.create_and_start(&prepared.spec).await.map_err(|e| match e {
+        RuntimeError::ImageMissing(image) => format!(
+            "image {image} is not present on node {}: there is no registry, build it on the node \
+             (deploy/images/build.sh)",
+            env.node_id
+        ),
+        other => format!("starting the container: {other}"),
+    })?;
     Ok((id, prepared))
 }
 
