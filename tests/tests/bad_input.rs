@@ -583,9 +583,10 @@ async fn register_node_limits() -> anyhow::Result<()> {
         r
     };
 
-    let long_host = "h".repeat(253);
+    // Node names become certificate names and container labels: a DNS label's 63.
+    let long_host = "h".repeat(63);
     for (what, request) in [
-        ("hostname of 253", gpu_node(&long_host, 0)),
+        ("hostname of 63", gpu_node(&long_host, 0)),
         ("CPU-only node", gpu_node("cpu-node", 0)),
         ("GPU uuid of 128, model of 64", with_gpus("long-gpu", vec![gpu(&"u".repeat(128), &"M".repeat(64))])),
     ] {
@@ -605,7 +606,9 @@ async fn register_node_limits() -> anyhow::Result<()> {
     let cases: Vec<(&str, &str, pb::RegisterNodeRequest)> = vec![
         ("empty hostname", "hostname", gpu_node("", 1)),
         ("blank hostname", "hostname", gpu_node("   ", 1)),
-        ("hostname of 254", "hostname", gpu_node(&"h".repeat(254), 1)),
+        ("hostname of 64", "hostname", gpu_node(&"h".repeat(64), 1)),
+        ("hostname with a slash", "hostname", gpu_node("a/b", 1)),
+        ("hostname starting with a dot", "hostname", gpu_node(".hidden", 1)),
         ("no inventory", "inventory", pb::RegisterNodeRequest { inventory: None, ..gpu_node("n", 1) }),
         ("no CPU", "inventory.cpu_millis", {
             let mut r = gpu_node("n", 1);
