@@ -323,6 +323,20 @@ async fn gpu_trainings_land_on_the_node_of_their_model_with_exactly_the_assigned
         let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
         assert!(env.contains(&format!("NVIDIA_VISIBLE_DEVICES={gpu}")), "{env:?}");
     }
+    // Heartbeats carry the node's metrics, including Docker stats of its containers.
+    let (workload, (node, _)) = placed.iter().next().map(|(w, n)| (w.clone(), n.clone())).unwrap_or_default();
+    wait_for(RUN, "container usage in the node's metrics", || {
+        let (mut admin, workload) = (kit.admin(), workload.clone());
+        async move {
+            let n = admin.nodes.get_node(GetNodeRequest { id: node.into(), read: None }).await?.into_inner();
+            let m = n.health.and_then(|h| h.metrics).unwrap_or_default();
+            anyhow::ensure!(m.gpu_source == "fake" && m.agent_rss_kib > 0, "metrics: {m:?}");
+            let u = m.container_usage.iter().find(|u| u.workload_id == workload);
+            anyhow::ensure!(u.is_some_and(|u| u.memory_bytes > 0 && u.memory_limit_bytes == 256 << 20), "{m:?}");
+            Ok(())
+        }
+    })
+    .await?;
     std::fs::write(ctl.join("release"), "")?;
     kit.wait_status("on-t4", "COMPLETE", RUN).await?;
     kit.wait_status("on-a10", "COMPLETE", RUN).await?;

@@ -4,14 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gantry_proto::v1::{GpuMetrics, NodeMetrics};
+use gantry_proto::v1::{ContainerUsage, GpuMetrics, NodeMetrics};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::reconcile::Key;
 use crate::gpu::GpuSource;
 use crate::inventory::{HostProbe, SysinfoHost, node_metrics};
+use crate::runtime::{ContainerRuntime, LabelSelector};
 
 const MIB: u64 = 1024 * 1024;
+
+/// How often Docker stats are taken: each costs the engine two samples a second apart.
+pub const CONTAINER_STATS_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Sampler {
     pub host: SysinfoHost,
@@ -20,6 +25,8 @@ pub struct Sampler {
     pub gpu_source: String,
     /// Number of Gantry containers the agent runs now.
     pub containers: Arc<dyn Fn() -> u32 + Send + Sync>,
+    /// The latest Docker stats of the node's containers.
+    pub usage: watch::Receiver<Vec<ContainerUsage>>,
 }
 
 impl Sampler {
@@ -52,6 +59,7 @@ impl Sampler {
             gpus,
             gpu_source: self.gpu_source.clone(),
             agent_rss_kib: own_rss_kib(),
+            container_usage: self.usage.borrow().clone(),
         }
     }
 }
@@ -87,4 +95,41 @@ pub fn own_rss_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
     pages * 4
+}
+
+/// Samples Docker stats of the containers matching `selector` every `every`, all
+/// containers concurrently, into the returned watch.
+pub fn container_usage(
+    runtime: Arc<dyn ContainerRuntime>,
+    selector: LabelSelector,
+    every: Duration,
+    cancel: CancellationToken,
+) -> watch::Receiver<Vec<ContainerUsage>> {
+    let (tx, rx) = watch::channel(Vec::new());
+    tokio::spawn(async move {
+        loop {
+            let containers = runtime.list(&selector).await.unwrap_or_default();
+            let samples = containers.iter().filter(|c| c.state.is_active()).map(|c| {
+                let runtime = runtime.clone();
+                async move {
+                    let stats = runtime.stats(&c.id).await.ok()?;
+                    let key = Key::of_container(c)?;
+                    Some(ContainerUsage {
+                        workload_id: key.workload_id,
+                        rank: key.rank,
+                        cpu_millis: stats.cpu_millis,
+                        memory_bytes: stats.memory_bytes,
+                        memory_limit_bytes: stats.memory_limit_bytes,
+                    })
+                }
+            });
+            let usage: Vec<ContainerUsage> = futures::future::join_all(samples).await.into_iter().flatten().collect();
+            let _ = tx.send(usage);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+    rx
 }

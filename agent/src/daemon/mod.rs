@@ -66,8 +66,11 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
 
     let running = Arc::new(AtomicU32::new(0));
     let count = running.clone();
+    let selector = LabelSelector::new().with(labels::CLUSTER, &config.cluster).with(labels::NODE, &node_id);
+    let usage =
+        metrics::container_usage(runtime.clone(), selector.clone(), metrics::CONTAINER_STATS_EVERY, cancel.clone());
     let metrics = metrics::start(
-        metrics::Sampler { host, gpus, gpu_source, containers: Arc::new(move || count.load(Ordering::Relaxed)) },
+        metrics::Sampler { host, gpus, gpu_source, containers: Arc::new(move || count.load(Ordering::Relaxed)), usage },
         config.heartbeat_interval,
         cancel.clone(),
     );
@@ -95,7 +98,6 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
         tokio::spawn(session::run(session_ctx.clone(), client.clone(), url.clone(), cancel.clone()));
     }
     ready();
-    let selector = LabelSelector::new().with(labels::CLUSTER, &config.cluster).with(labels::NODE, &node_id);
     reconcile_loop(env, desired, selector, running, cancel).await;
     Ok(())
 }

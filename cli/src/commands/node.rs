@@ -4,7 +4,9 @@ use clap::Subcommand;
 use gantry_proto::v1::node_service_client::NodeServiceClient;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gantry_proto::v1::{GetNodeRequest, Gpu, GpuMetrics, ListNodesRequest, ListNodesResponse, Node, NodeMetrics};
+use gantry_proto::v1::{
+    ContainerUsage, GetNodeRequest, Gpu, GpuMetrics, ListNodesRequest, ListNodesResponse, Node, NodeMetrics,
+};
 
 use super::Context;
 use crate::cli::ReadArgs;
@@ -165,7 +167,27 @@ fn detail_view(n: &Node, now_ms: u64) -> String {
         out.push('\n');
         out.push_str(&gpu_table(n, &inv.gpus, gpu_metrics));
     }
+    let usage = health.metrics.as_ref().map_or(&[][..], |m| m.container_usage.as_slice());
+    if !usage.is_empty() {
+        out.push('\n');
+        out.push_str(&usage_table(usage));
+    }
     out
+}
+
+/// Docker stats of the node's containers, as the agent last sampled them.
+fn usage_table(usage: &[ContainerUsage]) -> String {
+    let mut table = Table::new(vec!["WORKLOAD", "RANK", "CPU", "MEMORY", "MEMORY LIMIT"]);
+    for u in usage {
+        table.row(vec![
+            u.workload_id.clone(),
+            u.rank.to_string(),
+            cpu(u.cpu_millis),
+            mib(u.memory_bytes / (1024 * 1024)),
+            mib(u.memory_limit_bytes / (1024 * 1024)),
+        ]);
+    }
+    table.render()
 }
 
 /// One row per GPU: the inventory's, then any the metrics name that the inventory does

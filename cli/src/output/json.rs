@@ -170,6 +170,19 @@ impl ToJson for v1::NodeMetrics {
             "gpus": self.gpus.to_json(),
             "gpu_source": self.gpu_source,
             "agent_rss_kib": self.agent_rss_kib,
+            "container_usage": self.container_usage.to_json(),
+        })
+    }
+}
+
+impl ToJson for v1::ContainerUsage {
+    fn to_json(&self) -> Value {
+        json!({
+            "workload_id": self.workload_id,
+            "rank": self.rank,
+            "cpu_millis": self.cpu_millis,
+            "memory_bytes": self.memory_bytes,
+            "memory_limit_bytes": self.memory_limit_bytes,
         })
     }
 }
