@@ -18,7 +18,12 @@ pub fn agent_config(config: &Config, secrets: &Secrets) -> AgentConfig {
     agent.tls.insecure_dev = insecure;
     agent.tls.ca_cert = secrets.tls.as_ref().map(|t| t.ca_cert.clone());
     agent.state_dir = config.agent.state_dir.clone().unwrap_or_else(|| {
-        config.replica.data_dir.parent().map(|p| p.join("agent")).unwrap_or_else(|| config.replica.data_dir.join("agent"))
+        config
+            .replica
+            .data_dir
+            .parent()
+            .map(|p| p.join("agent"))
+            .unwrap_or_else(|| config.replica.data_dir.join("agent"))
     });
     agent
 }
