@@ -20,13 +20,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     gantry_pki::install_crypto_provider();
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn"));
-    if args.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    gantry_daemonkit::init_tracing(args.log_json, "info,h2=warn,tower=warn,hyper=warn");
     let config = AgentConfig::load(args.config.as_deref())?;
     // Two worker threads: the agent mostly waits on Docker and the network, and a
     // small footprint on the GPU server is part of its job.
@@ -35,27 +29,10 @@ fn main() -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let signal_cancel = cancel.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            gantry_daemonkit::shutdown_signal().await;
             tracing::info!("shutting down (containers keep running)");
             signal_cancel.cancel();
         });
-        daemon::run(config, cancel, || {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        })
-        .await
+        daemon::run(config, cancel, gantry_daemonkit::notify_ready).await
     })
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

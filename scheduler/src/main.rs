@@ -23,13 +23,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     gantry_pki::install_crypto_provider();
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,raft=warn,h2=warn,tower=warn"));
-    if args.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    gantry_daemonkit::init_tracing(args.log_json, "info,raft=warn,h2=warn,tower=warn");
     let mut config = Config::load(args.config.as_deref())?;
     if args.insecure_dev {
         config.tls.insecure_dev = true;
@@ -39,34 +33,11 @@ fn main() -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let signal_cancel = cancel.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            gantry_daemonkit::shutdown_signal().await;
             tracing::info!("shutting down");
             signal_cancel.cancel();
         });
-        gantry_scheduler::server::run(config, cancel, || {
-            // Type=notify: systemd considers the unit started once both listeners accept.
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        })
-        .await
+        // Type=notify: systemd considers the unit started once both listeners accept.
+        gantry_scheduler::server::run(config, cancel, gantry_daemonkit::notify_ready).await
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
