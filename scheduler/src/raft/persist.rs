@@ -18,6 +18,8 @@ pub struct PersistJob {
     pub number: u64,
     /// Messages raft allows out only after this write is on disk (votes, append acks).
     pub after: Vec<Message>,
+    /// False when the write may wait for a later fsync (see `task::must_sync`).
+    pub sync: bool,
 }
 
 pub fn spawn(log: RaftLog, transport: Transport, events: mpsc::UnboundedSender<Event>) -> std_mpsc::Sender<PersistJob> {
@@ -26,10 +28,20 @@ pub fn spawn(log: RaftLog, transport: Transport, events: mpsc::UnboundedSender<E
         .name("raft-log-writer".into())
         .spawn(move || {
             while let Ok(job) = rx.recv() {
-                let PersistJob { mut number, mut after } = job;
+                let PersistJob { mut number, mut after, mut sync } = job;
                 while let Ok(next) = rx.try_recv() {
                     after.extend(next.after);
                     number = next.number;
+                    sync |= next.sync;
+                }
+                // Jobs are handled in order, so an unsynced job is reported persisted
+                // only after every earlier job that needed the disk reached it.
+                if !sync {
+                    transport.send(after);
+                    if events.send(Event::Persisted(number)).is_err() {
+                        return;
+                    }
+                    continue;
                 }
                 if let Err(e) = log.sync() {
                     // A failed fsync leaves the disk in an unknown state: continuing

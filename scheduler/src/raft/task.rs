@@ -307,6 +307,7 @@ impl RaftTask {
         }
         let after = rd.take_persisted_messages();
         let write = LogWrite::from_ready(&mut rd);
+        let sync = must_sync(&self.log.hard_state(), &write);
         // raft-rs reads this Ready's entries back from storage as soon as
         // `advance_append_async` returns, so they must be visible now; the writer
         // thread makes them durable (batched) and only then reports them persisted.
@@ -315,7 +316,7 @@ impl RaftTask {
             std::process::exit(70);
         }
         let number = rd.number();
-        if self.persist_tx.send(PersistJob { number, after }).is_err() {
+        if self.persist_tx.send(PersistJob { number, after, sync }).is_err() {
             tracing::error!("raft log writer is gone");
         }
         self.raw.advance_append_async(rd);
@@ -552,5 +553,38 @@ fn role_of(role: StateRole) -> Role {
         StateRole::Follower => Role::Follower,
         StateRole::Candidate => Role::Candidate,
         StateRole::PreCandidate => Role::PreCandidate,
+    }
+}
+
+/// Whether a write must be on disk before raft may count it persisted: new entries, a
+/// snapshot, or a new term or vote (what a replica promised). A hard state that only
+/// moves the commit index need not be: a commit index lost in a crash is learned again
+/// from the leader (etcd skips the same fsync). It is still written, with the next sync.
+fn must_sync(stored: &raft::eraftpb::HardState, write: &LogWrite) -> bool {
+    !write.entries.is_empty()
+        || write.snapshot.as_ref().is_some_and(|s| !s.is_empty())
+        || write.hard_state.as_ref().is_some_and(|hs| hs.term != stored.term || hs.vote != stored.vote)
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::eraftpb::HardState;
+
+    use super::*;
+
+    fn hs(term: u64, vote: u64, commit: u64) -> HardState {
+        HardState { term, vote, commit, ..Default::default() }
+    }
+
+    #[test]
+    fn only_a_moved_commit_index_skips_the_fsync() {
+        let stored = hs(3, 1, 10);
+        let commit_only = LogWrite { hard_state: Some(hs(3, 1, 12)), ..Default::default() };
+        assert!(!must_sync(&stored, &commit_only));
+        assert!(!must_sync(&stored, &LogWrite::default()));
+        let entries = LogWrite { entries: vec![Entry::default()], ..commit_only.clone() };
+        assert!(must_sync(&stored, &entries));
+        assert!(must_sync(&stored, &LogWrite { hard_state: Some(hs(4, 0, 10)), ..Default::default() }));
+        assert!(must_sync(&stored, &LogWrite { hard_state: Some(hs(3, 2, 10)), ..Default::default() }));
     }
 }
