@@ -1,5 +1,6 @@
 //! `gantry-bench`: replicated-write benchmarks of Gantry and of the systems it
-//! is compared with, all on this machine over 127.0.0.1.
+//! is compared with, and node benchmarks of one real agent on this machine's
+//! Docker engine, all on this machine over 127.0.0.1.
 //!
 //! Every run ends with `bench: …` lines (see
 //! [`gantry_bench::load::LoadReport::bench_line`])
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use gantry_bench::load::LoadReport;
+use gantry_bench::node::{footprint, logs, start_overhead};
 use gantry_bench::{etcd, gantry, placement};
 
 #[derive(Parser)]
@@ -31,6 +33,35 @@ enum Command {
     Raft(RaftArgs),
     /// SIGKILL of the leader to the next acknowledged write: Gantry vs etcd, same run.
     Failover(FailoverArgs),
+    /// CreateTraining to a running container, minus a bare Docker start of the same image.
+    #[command(name = "start_overhead")]
+    StartOverhead(StartOverheadArgs),
+    /// Lines/s of a fast printer followed end to end with TrainingLogs, every line checked.
+    Logs(LogsArgs),
+    /// RSS and CPU of the agent process with idle containers running.
+    #[command(name = "agent_footprint")]
+    AgentFootprint(FootprintArgs),
+}
+
+#[derive(Args)]
+struct StartOverheadArgs {
+    /// Counted rounds (after one warm-up round); medians and p90 are reported.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+}
+
+#[derive(Args)]
+struct LogsArgs {
+    /// Numbered lines the training prints.
+    #[arg(long, default_value_t = 1_000_000)]
+    lines: u64,
+}
+
+#[derive(Args)]
+struct FootprintArgs {
+    /// Idle containers (trainings of 50m CPU / 64 MiB) the agent runs.
+    #[arg(long, default_value_t = 20)]
+    containers: usize,
 }
 
 #[derive(Args)]
@@ -76,13 +107,32 @@ struct EtcdArgs {
     concurrent_ops: usize,
 }
 
+/// Logs of the in-process parts (the node benchmarks' sandbox scheduler) go to stderr
+/// when this is set to a filter (e.g. `info,h2=debug`); otherwise they are off.
+const LOG_ENV: &str = "GANTRY_BENCH_LOG";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if let Ok(filter) = std::env::var(LOG_ENV) {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     match Cli::parse().command {
         Command::Etcd(args) => run_etcd(args).await,
         Command::Placement => placement::run(),
         Command::Raft(args) => run_raft(args).await,
         Command::Failover(args) => run_failover(args).await,
+        Command::StartOverhead(args) => {
+            println!("{}", start_overhead::run(args.rounds).await?.bench_line());
+            Ok(())
+        }
+        Command::Logs(args) => {
+            println!("{}", logs::run(args.lines).await?.bench_line());
+            Ok(())
+        }
+        Command::AgentFootprint(args) => {
+            println!("{}", footprint::run(args.containers).await?.bench_line());
+            Ok(())
+        }
     }
 }
 

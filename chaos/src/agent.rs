@@ -163,6 +163,13 @@ impl AgentProcess {
         self.child.lock().ok().and_then(|mut c| c.as_mut().map(|c| matches!(c.try_wait(), Ok(None)))).unwrap_or(false)
     }
 
+    /// The agent's process id while it runs (for sampling its resource use).
+    pub fn pid(&self) -> Option<u32> {
+        let mut child = self.child.lock().ok()?;
+        let c = child.as_mut()?;
+        matches!(c.try_wait(), Ok(None)).then(|| c.id())
+    }
+
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }

@@ -14,6 +14,8 @@ use crate::logstore::LogReader;
 
 /// Bytes per chunk sent to the scheduler.
 const CHUNK_BYTES: usize = 256 * 1024;
+/// How long a follower lets output accumulate before sending it on.
+const FOLLOW_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Readers of the logs of running workers.
 #[derive(Clone, Default)]
@@ -77,6 +79,10 @@ pub async fn serve(
                 _ = cancel.cancelled() => return Ok(false),
                 more = cursor.wait_for_more() => if !more? { return Ok(true) },
             }
+            // The writer flushes after every batch the engine hands it, often a line or
+            // two: gather a few milliseconds' worth into one chunk, or a fast training
+            // floods the session with tiny frames (which HTTP/2 servers treat as abuse).
+            tokio::time::sleep(FOLLOW_COALESCE).await;
         }
     }
     .await;

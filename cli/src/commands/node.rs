@@ -283,6 +283,13 @@ mod tests {
                     }],
                     gpu_source: "nvml".into(),
                     agent_rss_kib: 48 * 1024,
+                    container_usage: vec![ContainerUsage {
+                        workload_id: "w-mnist".into(),
+                        rank: 0,
+                        cpu_millis: 3500,
+                        memory_bytes: 2 << 30,
+                        memory_limit_bytes: 8 << 30,
+                    }],
                 }),
             }),
         }
@@ -331,6 +338,9 @@ n3                       -           0/0              -      0Mi/0Mi            
 GPU UUID   MODEL       MEMORY   ALLOCATED   UTIL   MEM USED   TEMP   ECC ERRORS   LAST XID
 GPU-0      A100-80GB   80Gi     no
 GPU-1      A100-80GB   80Gi     yes         87%    30Gi       64C    0            79
+
+WORKLOAD   RANK   CPU   MEMORY   MEMORY LIMIT
+w-mnist    0      3.5   2Gi      8Gi
 "
             ),
             "{view}"

@@ -1,8 +1,17 @@
 //! [`ContainerSpec`] → Docker's create request (pure, so its shape is unit-tested).
 
-use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountType};
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig, Mount, MountType};
 
 use crate::runtime::spec::{ContainerSpec, GpuMode};
+
+/// Docker's own copy of a container's output, which the agent reads into its log store.
+/// `docker logs --follow` can drop or repeat lines when the engine rotates the file under
+/// it, so Gantry's containers rotate late (an engine default such as 10 MiB is reached
+/// in seconds by a chatty training); the agent's store keeps the durable, rotated copy.
+const ENGINE_LOG_MAX_SIZE: &str = "512m";
+const ENGINE_LOG_MAX_FILES: &str = "2";
 
 /// The `/containers/create` body for `spec` on a node whose GPUs reach containers per
 /// `gpu_mode`.
@@ -42,6 +51,13 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
         mounts: Some(mounts),
         network_mode: spec.network.clone(),
         shm_size: spec.shm_bytes,
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), ENGINE_LOG_MAX_SIZE.to_string()),
+                ("max-file".to_string(), ENGINE_LOG_MAX_FILES.to_string()),
+            ])),
+        }),
         ..Default::default()
     };
     ContainerCreateBody {
