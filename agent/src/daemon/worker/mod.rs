@@ -31,7 +31,7 @@ use super::reconcile::Key;
 use super::storage::{StorageRoots, copy_tree};
 use crate::contract::{EXIT_ENTRY_POINT_MISSING, EXIT_REQUIREMENTS_FAILED};
 use crate::logstore::{LogLimits, LogStore};
-use crate::runtime::{ContainerId, ContainerInfo, ContainerRuntime, RuntimeError};
+use crate::runtime::{ContainerId, ContainerInfo, ContainerRuntime, ContainerState, RuntimeError};
 
 /// What the reconciler wants of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,16 @@ pub async fn run(
         }
     };
     env.logs.insert(&key, store.reader());
+    // A container created but never started (the agent died between the two) has no
+    // run to adopt, and the engine would report it as exited 0: start afresh.
+    let existing = match existing {
+        Some(c) if c.state == ContainerState::Created => {
+            tracing::info!(container = %c.name, "removing a container that was never started");
+            remove(&env, &c.id).await;
+            None
+        }
+        other => other,
+    };
     let (id, skip, outputs) = match existing {
         Some(c) => {
             tracing::info!(container = %c.name, state = ?c.state, "adopting container");
