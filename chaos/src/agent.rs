@@ -32,11 +32,14 @@ pub struct AgentOptions {
     /// Extra TOML appended to the config (e.g. `[gpu]` or `[resources]` sections).
     pub extra_toml: String,
     pub heartbeat_interval: Duration,
+    /// Extra environment of the agent process (e.g. pip settings for offline wheels).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct AgentProcess {
     binary: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
     log: PathBuf,
     state_dir: PathBuf,
     child: Mutex<Option<Child>>,
@@ -72,6 +75,7 @@ impl AgentProcess {
         let agent = AgentProcess {
             binary,
             config: config_path,
+            env: opts.env.clone(),
             log: dir.path().join("agent.log"),
             state_dir,
             child: Mutex::new(None),
@@ -105,6 +109,7 @@ impl AgentProcess {
                 cmd.env_remove(var);
             }
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         *child = Some(cmd.spawn().with_context(|| format!("cannot spawn {}", self.binary.display()))?);
         Ok(())
     }

@@ -57,6 +57,16 @@ impl NodeKit {
 
     /// Starts an agent named `name` and waits until its node is READY with a session.
     pub async fn add_agent(&mut self, name: &str, extra_toml: &str) -> anyhow::Result<usize> {
+        self.add_agent_with_env(name, extra_toml, Vec::new()).await
+    }
+
+    /// [`NodeKit::add_agent`] with extra environment variables for the agent process.
+    pub async fn add_agent_with_env(
+        &mut self,
+        name: &str,
+        extra_toml: &str,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<usize> {
         let agent = AgentProcess::start(&AgentOptions {
             node_name: name.into(),
             cluster: self.cluster.clone(),
@@ -65,6 +75,7 @@ impl NodeKit {
             ca_cert: self.sandbox().ca_cert().to_path_buf(),
             extra_toml: extra_toml.into(),
             heartbeat_interval: Duration::from_millis(500),
+            env,
         })?;
         self.agents.push(agent);
         let i = self.agents.len() - 1;

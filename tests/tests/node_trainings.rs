@@ -413,3 +413,54 @@ async fn fifty_concurrent_trainings_never_overcommit_a_node() -> anyhow::Result<
     assert!(max_seen > 250_000_000, "nodes ran several containers at once (max {max_seen} nano CPUs)");
     kit.finish().await
 }
+
+/// A minimal pure-Python wheel `gantryprobe-1.0` (module `gantryprobe`, `VALUE =
+/// "probe-ok"`) in `dir`: a package index the test controls, with no network.
+fn probe_wheel(dir: &std::path::Path) -> anyhow::Result<()> {
+    let script = r#"
+import sys, zipfile
+name, ver = "gantryprobe", "1.0"
+di = f"{name}-{ver}.dist-info"
+with zipfile.ZipFile(f"{sys.argv[1]}/{name}-{ver}-py3-none-any.whl", "w") as z:
+    z.writestr(f"{name}.py", "VALUE = 'probe-ok'\n")
+    z.writestr(f"{di}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {ver}\n")
+    z.writestr(f"{di}/WHEEL", "Wheel-Version: 1.0\nGenerator: gantry-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr(f"{di}/RECORD", f"{name}.py,,\n{di}/METADATA,,\n{di}/WHEEL,,\n{di}/RECORD,,\n")
+"#;
+    let status = std::process::Command::new("python3").arg("-c").arg(script).arg(dir).status()?;
+    anyhow::ensure!(status.success(), "building the probe wheel failed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirements_are_installed_offline_and_a_failed_install_is_the_reason() -> anyhow::Result<()> {
+    let mut kit = NodeKit::start(SandboxOptions::default()).await?;
+    let links = kit.dir("wheelhouse");
+    probe_wheel(&links)?;
+    // The node's pip sees only the test's wheelhouse: no network, deterministic.
+    let env = vec![
+        ("PIP_NO_INDEX".to_string(), "1".to_string()),
+        ("PIP_FIND_LINKS".to_string(), links.display().to_string()),
+    ];
+    kit.add_agent_with_env("node-1", "", env).await?;
+    let good = kit.algorithm(
+        "with-deps",
+        &[
+            ("requirements.txt", "gantryprobe==1.0\n"),
+            ("train.py", "import gantryprobe\nprint('imported', gantryprobe.VALUE, flush=True)\n"),
+        ],
+    )?;
+    let bad = kit.algorithm(
+        "bad-deps",
+        &[("requirements.txt", "gantry-no-such-package==9.9\n"), ("train.py", "print('never runs')\n")],
+    )?;
+    kit.create(kit.training("deps-ok", &good, "train.py")).await?;
+    kit.create(kit.training("deps-bad", &bad, "train.py")).await?;
+    kit.wait_status("deps-ok", "COMPLETE", RUN).await?;
+    let logs = kit.logs("deps-ok", false).await?;
+    assert!(logs.contains("imported probe-ok"), "{logs}");
+    let failed = kit.wait_status("deps-bad", "FAIL TRAIN", RUN).await?;
+    assert!(failed.status_reason.contains("requirements.txt could not be installed"), "{}", failed.status_reason);
+    assert!(failed.status_reason.contains("gantry-no-such-package"), "{}", failed.status_reason);
+    kit.finish().await
+}
