@@ -40,7 +40,6 @@ impl Reporter {
             workload_id: workload_id.to_string(),
             rank,
             phase: phase.to_string(),
-            exit_code: 0,
             reason,
         };
         let mut backoff = Duration::from_millis(100);
