@@ -87,6 +87,28 @@ pub fn non_empty_bounded(field: &str, value: &str, max: usize) -> Validated {
     Ok(())
 }
 
+/// Longest node name: a DNS label (node names become certificate names and labels).
+pub const NODE_NAME_MAX: usize = 63;
+
+/// A node name: 1-63 letters, digits, `.`, `_` and `-`, not starting with `.` or `-`
+/// (it becomes a certificate CommonName, a file name and a container label).
+pub fn node_name(field: &str, value: &str) -> Validated {
+    let ok = !value.is_empty()
+        && value.len() <= NODE_NAME_MAX
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !value.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!(
+                "must be 1-{NODE_NAME_MAX} characters of letters, digits, '.', '_' and '-', not starting with '.' or '-'"
+            ),
+        ))
+    }
+}
+
 /// Keys of a key-value list must be unique; the error names the first repeated key.
 pub fn unique_keys<'a>(field: &str, keys: impl Iterator<Item = &'a str>) -> Validated {
     let mut seen = std::collections::BTreeSet::new();

@@ -12,5 +12,9 @@ pub mod v1 {
     tonic::include_proto!("gantry.v1");
 }
 
+/// Metadata key of the join token on agent calls made without TLS (`insecure_dev`),
+/// where no node certificate can identify the agent.
+pub const JOIN_TOKEN_HEADER: &str = "x-gantry-join-token";
+
 /// Encoded `FileDescriptorSet` of every Gantry service, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gantry_descriptor.bin"));

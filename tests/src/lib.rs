@@ -285,12 +285,21 @@ fn free_ports() -> std::io::Result<(SocketAddr, SocketAddr)> {
 
 /// Polls `probe` until it returns `Ok`, or fails after [`DEADLINE`] with the last
 /// thing the probe saw. An `Err` from the probe means "not yet" (RPC errors included).
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    eventually_within(DEADLINE, what, probe).await
+}
+
+/// [`eventually`] with a deadline of `within` (for slow outcomes: containers, trainings).
+pub async fn eventually_within<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let last = match tokio::time::timeout_at(deadline, probe()).await {
             Ok(Ok(value)) => return Ok(value),
@@ -298,7 +307,7 @@ where
             Err(_) => "the last probe itself did not finish".to_string(),
         };
         if tokio::time::Instant::now() + POLL_EVERY >= deadline {
-            anyhow::bail!("timed out after {DEADLINE:?} waiting for {what}; last seen: {last}");
+            anyhow::bail!("timed out after {within:?} waiting for {what}; last seen: {last}");
         }
         tokio::time::sleep(POLL_EVERY).await;
     }

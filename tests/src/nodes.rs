@@ -20,6 +20,7 @@ use gantry_chaos::{AgentOptions, AgentProcess};
 use gantry_proto::v1::{self as pb, GetNodeRequest, GetTrainingRequest, TrainingLogsRequest};
 use tempfile::TempDir;
 
+pub use crate::eventually_within as wait_for;
 use crate::{ADMIN_TOKEN, Clients, JOIN_TOKEN, Sandbox, SandboxOptions, TEAM_A};
 
 /// The image every node test runs (built by `deploy/images/build.sh`).
@@ -262,20 +263,4 @@ async fn ensure_image(docker: &DockerRuntime) -> anyhow::Result<()> {
     built.clone().map_err(anyhow::Error::msg)?;
     docker.client().inspect_image(PYTHON_IMAGE).await.with_context(|| format!("image {PYTHON_IMAGE} still missing"))?;
     Ok(())
-}
-
-/// Polls `probe` until it succeeds or `within` passes (then fails with its last error).
-pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        match probe().await {
-            Ok(v) => return Ok(v),
-            Err(e) if Instant::now() > deadline => return Err(e.context(format!("waiting for {what}"))),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
 }

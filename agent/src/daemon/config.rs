@@ -209,13 +209,8 @@ impl AgentConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let name_ok = !self.node_name.is_empty()
-            && self.node_name.len() <= 63
-            && self.node_name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            && !self.node_name.starts_with(['.', '-']);
-        if !name_ok {
-            return Err(invalid("node_name", "must be 1-63 characters of letters, digits, '.', '_' and '-'"));
-        }
+        gantry_domain::validate::node_name("node_name", &self.node_name)
+            .map_err(|e| ConfigError::Invalid { field: e.field.clone(), rule: e.rule.clone() })?;
         if self.cluster.is_empty() || !self.cluster.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
         {
             return Err(invalid("cluster", "must be non-empty letters, digits, '_' and '-'"));

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
+use gantry_proto::JOIN_TOKEN_HEADER;
 use gantry_proto::v1::agent_service_client::AgentServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
@@ -14,9 +15,6 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::config::AgentConfig;
-
-/// Metadata key the scheduler reads the join token from when there is no TLS.
-const JOIN_TOKEN_HEADER: &str = "x-gantry-join-token";
 
 /// Adds the join token to every call in `insecure_dev` mode (no certificates exist).
 #[derive(Clone)]

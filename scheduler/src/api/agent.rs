@@ -9,12 +9,12 @@
 
 use std::time::Duration;
 
-use gantry_proto::convert;
 use gantry_proto::v1::agent_service_server::AgentService;
 use gantry_proto::v1::{
     AgentMessage, NodeAssignments, RegisterNodeRequest, RegisterNodeResponse, ReportContainerRequest,
     ReportContainerResponse, SchedulerMessage, agent_message, scheduler_message,
 };
+use gantry_proto::{JOIN_TOKEN_HEADER, convert};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -25,9 +25,6 @@ use super::status;
 use crate::agents::SessionSender;
 use crate::agents::assignments::node_assignments;
 use crate::state::{Applied, CommandV1, ContainerPhase};
-
-/// Metadata key carrying the join token where there are no certificates.
-pub const JOIN_TOKEN_HEADER: &str = "x-gantry-join-token";
 
 /// Messages queued towards one agent; assignments are small and log requests rare.
 const SESSION_BUFFER: usize = 256;
@@ -76,19 +73,6 @@ impl AgentApi {
     }
 }
 
-/// Node names become certificate names and container labels.
-fn node_name_rule(name: &str) -> Result<(), Status> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        && !name.starts_with(['.', '-']);
-    if ok {
-        Ok(())
-    } else {
-        Err(Status::invalid_argument("hostname: must be 1-63 characters of letters, digits, '.', '_' and '-'"))
-    }
-}
-
 #[tonic::async_trait]
 impl AgentService for AgentApi {
     #[tracing::instrument(skip_all, fields(hostname = %req.get_ref().hostname))]
@@ -98,7 +82,7 @@ impl AgentService for AgentApi {
         if matches!(caller, NodeCaller::Anonymous) {
             return Err(Status::unauthenticated("join_token: does not match the cluster's join token"));
         }
-        node_name_rule(&req.hostname)?;
+        gantry_domain::validate::node_name("hostname", &req.hostname).map_err(status::invalid)?;
         caller.check(&req.hostname)?;
         let inventory = req
             .inventory

@@ -329,6 +329,15 @@ mod tests {
         assert!(out.contains("reached the cluster again\n"), "{out}");
     }
 
+    /// A CLI context talking to `server` only.
+    async fn context(server: &Arc<FakeTrainings>) -> Context {
+        Context {
+            conn: fake::connector(vec![fake::start(Arc::clone(server)).await]),
+            project: "default".into(),
+            format: Format::Table,
+        }
+    }
+
     #[tokio::test]
     async fn follow_streams_rank_0_once_the_training_runs() {
         let server = FakeTrainings::with_trainings([
@@ -337,11 +346,7 @@ mod tests {
             Ok(training(&["CREATE IN PROGRESS", "RUNNING", "COMPLETE"])),
         ]);
         *server.logs.lock().unwrap() = [vec![Step::Chunk("epoch 1\n"), Step::Chunk("epoch 2\n")]].into();
-        let ctx = Context {
-            conn: fake::connector(vec![fake::start(Arc::clone(&server)).await]),
-            project: "default".into(),
-            format: Format::Table,
-        };
+        let ctx = context(&server).await;
         let mut poller = Poller::new(&ctx.conn, get_request(), None, TICK);
         let mut sink = LogSink::new(Vec::new(), Format::Table);
         let ended = with_logs(&ctx, "mnist", &mut poller, &mut Vec::new(), &mut sink).await.unwrap().unwrap();
@@ -355,11 +360,7 @@ mod tests {
     #[tokio::test]
     async fn follow_skips_the_logs_of_a_training_that_never_ran() {
         let server = FakeTrainings::with_trainings([Ok(training(&["CREATE IN PROGRESS", "CREATE FAILED"]))]);
-        let ctx = Context {
-            conn: fake::connector(vec![fake::start(Arc::clone(&server)).await]),
-            project: "default".into(),
-            format: Format::Table,
-        };
+        let ctx = context(&server).await;
         let mut poller = Poller::new(&ctx.conn, get_request(), None, TICK);
         let mut sink = LogSink::new(Vec::new(), Format::Table);
         let ended = with_logs(&ctx, "mnist", &mut poller, &mut Vec::new(), &mut sink).await.unwrap().unwrap();
