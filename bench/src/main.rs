@@ -78,6 +78,9 @@ struct RaftArgs {
     /// Ops of the concurrent run (it also stops after 30 s).
     #[arg(long, default_value_t = 20_000)]
     concurrent_ops: usize,
+    /// Skip etcd (for profiling Gantry alone); no `bench:` lines are printed.
+    #[arg(long)]
+    gantry_only: bool,
 }
 
 #[derive(Args)]
@@ -166,6 +169,9 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
     for (clients, ops, max) in runs {
         let g = gantry::bench_writes(&gantry, &format!("c{clients}"), clients, ops, max).await;
         row("gantry", clients, &g);
+        if args.gantry_only {
+            continue;
+        }
         let e = etcd::bench_writes(&etcd, clients, ops, max).await?;
         row("etcd", clients, &e);
         lines.push(format!(

@@ -49,6 +49,9 @@ pub async fn render(raft: &RaftHandle) -> String {
     gauge("gantry_trainings", "Trainings by status (this replica's applied state).", &trainings);
     gauge("gantry_nodes", "Nodes by status.", &nodes);
     gauge("gantry_workloads_pending", "Workloads waiting for placement.", &[(String::new(), pending)]);
+    for (name, help, value) in raft.counters().samples() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
     out
 }
 

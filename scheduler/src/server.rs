@@ -71,7 +71,12 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         .build_v1()?;
 
     let mut api = Server::builder().tcp_nodelay(true);
-    let mut peer = Server::builder().tcp_nodelay(true);
+    // Raft streams carry every entry: HTTP/2's default 64 KiB windows would stall them
+    // behind window updates under load.
+    let mut peer = Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(crate::raft::PEER_STREAM_WINDOW)
+        .initial_connection_window_size(crate::raft::PEER_CONNECTION_WINDOW);
     if let Some(files) = &secrets.tls {
         api = api.tls_config(gantry_pki::server_tls(files, false)?)?;
         peer = peer.tls_config(gantry_pki::server_tls(files, true)?)?;

@@ -149,6 +149,14 @@ async fn lag_and_catch_up(snapshot_at_tip: bool) -> anyhow::Result<(Arc<ProcessC
         create(&cluster, &recorder, created, 1, vec![leader], seed ^ 2).await?;
         created += 1;
         leader_status = cluster.status(leader).await?;
+        // Snapshots are written off the ready loop: when this create made one due, wait
+        // for it to land before the next create moves the tip.
+        let due = leader_status.applied_index;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while due >= leader_status.snapshot_index + SNAPSHOT_EVERY && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            leader_status = cluster.status(leader).await?;
+        }
     }
     assert!(
         leader_status.first_log_index > stopped_at + 1,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use raft::eraftpb::{ConfChange, ConfChangeType, Message};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::counters::{Counters, CountersSnapshot};
 use super::task::{Event, Request};
-use super::transport::Transport;
 use super::{ProposeError, RaftStatus, ReplicaView, Role};
 use crate::state::{Command, Outcome, State};
 
@@ -23,7 +23,7 @@ pub struct RaftHandle {
     state: Arc<RwLock<State>>,
     applied: watch::Receiver<u64>,
     view: watch::Receiver<ReplicaView>,
-    transport: Transport,
+    counters: Arc<Counters>,
 }
 
 impl RaftHandle {
@@ -34,9 +34,14 @@ impl RaftHandle {
         state: Arc<RwLock<State>>,
         applied: watch::Receiver<u64>,
         view: watch::Receiver<ReplicaView>,
-        transport: Transport,
+        counters: Arc<Counters>,
     ) -> Self {
-        RaftHandle { id, requests, events, state, applied, view, transport }
+        RaftHandle { id, requests, events, state, applied, view, counters }
+    }
+
+    /// The replication pipeline's counters (see `counters.rs`).
+    pub fn counters(&self) -> CountersSnapshot {
+        self.counters.snapshot()
     }
 
     pub fn id(&self) -> u64 {
@@ -65,7 +70,7 @@ impl RaftHandle {
     }
 
     /// Replicates `command` and returns its log index and outcome once it is applied
-    /// here. Forwards to the leader when this replica is not it.
+    /// here. On a follower, raft forwards the entry to the leader.
     pub async fn propose(&self, command: &Command) -> Result<(u64, Outcome), ProposeError> {
         let bytes = serde_json::to_vec(command).map_err(|e| ProposeError::Codec(e.to_string()))?;
         self.propose_bytes(bytes).await
@@ -76,17 +81,17 @@ impl RaftHandle {
         let mut view = self.view.clone();
         loop {
             let current = *view.borrow_and_update();
-            let attempt = if current.role == Role::Leader {
+            let attempt = if current.leader_id != 0 {
                 self.propose_local(bytes.clone()).await
-            } else if current.leader_id != 0 && current.leader_id != self.id {
-                self.forward(current.leader_id, bytes.clone()).await
             } else {
                 Err(ProposeError::NoLeader)
             };
             match attempt {
-                Err(ProposeError::NoLeader | ProposeError::NotLeader(_) | ProposeError::Forward(_))
-                    if Instant::now() < deadline =>
-                {
+                Err(ProposeError::NotDelivered) if Instant::now() < deadline => {
+                    // Never reached the leader, so it cannot commit: send it again.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(ProposeError::NoLeader | ProposeError::NotLeader(_)) if Instant::now() < deadline => {
                     // Wait for the next leadership change (or a short pause) and retry.
                     let _ = tokio::time::timeout(Duration::from_millis(100), view.changed()).await;
                 }
@@ -106,17 +111,6 @@ impl RaftHandle {
             Ok(Err(_)) => Err(ProposeError::Shutdown),
             Err(_) => Err(ProposeError::Timeout),
         }
-    }
-
-    async fn forward(&self, leader: u64, command: Vec<u8>) -> Result<(u64, Outcome), ProposeError> {
-        let resp = self.transport.forward_propose(leader, command).await.map_err(|s| match s.code() {
-            // The leader itself answered "unavailable": pass its reason on unchanged
-            // unless it is a routing problem we can retry.
-            tonic::Code::Unavailable if s.message().contains("outcome is unknown") => ProposeError::LeadershipLost,
-            _ => ProposeError::Forward(s.message().to_string()),
-        })?;
-        let outcome: Outcome = serde_json::from_slice(&resp.outcome).map_err(|e| ProposeError::Codec(e.to_string()))?;
-        Ok((resp.index, outcome))
     }
 
     /// Waits until this replica has applied everything committed before the call

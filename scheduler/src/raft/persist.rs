@@ -11,6 +11,10 @@ use gantry_raftlog::RaftLog;
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::counters::Counters;
 use super::task::Event;
 use super::transport::Transport;
 
@@ -22,7 +26,12 @@ pub struct PersistJob {
     pub sync: bool,
 }
 
-pub fn spawn(log: RaftLog, transport: Transport, events: mpsc::UnboundedSender<Event>) -> std_mpsc::Sender<PersistJob> {
+pub fn spawn(
+    log: RaftLog,
+    transport: Transport,
+    events: mpsc::UnboundedSender<Event>,
+    counters: Arc<Counters>,
+) -> std_mpsc::Sender<PersistJob> {
     let (tx, rx) = std_mpsc::channel::<PersistJob>();
     std::thread::Builder::new()
         .name("raft-log-writer".into())
@@ -43,7 +52,11 @@ pub fn spawn(log: RaftLog, transport: Transport, events: mpsc::UnboundedSender<E
                     }
                     continue;
                 }
-                if let Err(e) = log.sync() {
+                let started = Instant::now();
+                let synced = log.sync();
+                Counters::add(&counters.log_syncs, 1);
+                Counters::add(&counters.log_sync_micros, started.elapsed().as_micros() as u64);
+                if let Err(e) = synced {
                     // A failed fsync leaves the disk in an unknown state: continuing
                     // could acknowledge writes that are not durable. Stop the process.
                     tracing::error!(error = %e, "raft log write failed; exiting");

@@ -47,6 +47,8 @@ impl RaftService for RaftPeerService {
         Ok(Response::new(StepResponse {}))
     }
 
+    /// Replicas now forward writes inside raft (MsgProp); this stays for a peer of the
+    /// previous version during a rolling upgrade.
     async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeResponse>, Status> {
         if !self.handle.is_leader() {
             return Err(Status::unavailable("not the leader"));

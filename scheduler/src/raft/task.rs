@@ -21,6 +21,7 @@ use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::counters::Counters;
 use super::persist::PersistJob;
 use super::transport::Transport;
 use super::{ProposeError, RaftStatus, ReplicaView, Role};
@@ -52,7 +53,14 @@ pub enum Event {
     Step(Vec<Message>),
     Persisted(u64),
     Unreachable(u64),
-    SnapshotSent { peer: u64, ok: bool },
+    /// Proposals forwarded to the leader that were dropped before reaching the wire.
+    Undelivered(Vec<Message>),
+    SnapshotSent {
+        peer: u64,
+        ok: bool,
+    },
+    /// A snapshot taken off the loop is on disk (`None`: it failed or was superseded).
+    SnapshotSaved(Option<u64>),
 }
 
 pub struct TaskConfig {
@@ -89,11 +97,15 @@ pub struct RaftTask {
     proposals: HashMap<u64, ProposeReply>,
     reads: HashMap<u64, PendingRead>,
     last_snapshot_index: u64,
+    /// A snapshot is being serialized and saved off the loop.
+    snapshot_running: bool,
+    events_tx: mpsc::UnboundedSender<Event>,
     unreachable: HashMap<u64, Instant>,
     /// Highest index the state machine holds (entries applied or snapshot installed);
     /// raft-rs is told about it once raft also has it persisted.
     applied_target: u64,
     last_rejoin_request: Option<Instant>,
+    counters: Arc<Counters>,
 }
 
 pub struct TaskParts {
@@ -106,6 +118,9 @@ pub struct TaskParts {
     pub persist_tx: std::sync::mpsc::Sender<PersistJob>,
     pub requests: mpsc::Receiver<Request>,
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// Where work done off the loop reports back (the sender of `events`).
+    pub events_tx: mpsc::UnboundedSender<Event>,
+    pub counters: Arc<Counters>,
 }
 
 impl RaftTask {
@@ -129,9 +144,12 @@ impl RaftTask {
             proposals: HashMap::new(),
             reads: HashMap::new(),
             last_snapshot_index,
+            snapshot_running: false,
+            events_tx: parts.events_tx,
             unreachable: HashMap::new(),
             applied_target: last_snapshot_index,
             last_rejoin_request: None,
+            counters: parts.counters,
         }
     }
 
@@ -210,18 +228,17 @@ impl RaftTask {
     fn on_request(&mut self, req: Request) {
         match req {
             Request::Propose { command, reply } => {
-                if self.raw.raft.state != StateRole::Leader {
-                    let leader = self.raw.raft.leader_id;
-                    let _ = reply.send(Err(if leader == 0 {
-                        ProposeError::NoLeader
-                    } else {
-                        ProposeError::NotLeader(leader)
-                    }));
+                // A follower proposes too: raft-rs forwards the entry to the leader as a
+                // MsgProp on the peer stream (batched with everything else going there),
+                // and this replica answers once it applies the entry, matched by context.
+                if self.raw.raft.leader_id == 0 {
+                    let _ = reply.send(Err(ProposeError::NoLeader));
                     return;
                 }
                 let (seq, ctx) = self.ctx();
                 match self.raw.propose(ctx, command) {
                     Ok(()) => {
+                        Counters::add(&self.counters.proposals, 1);
                         self.proposals.insert(seq, reply);
                     }
                     Err(e) => {
@@ -259,6 +276,7 @@ impl RaftTask {
     fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Step(msgs) => {
+                Counters::add(&self.counters.messages_received, msgs.len() as u64);
                 for m in msgs {
                     self.unreachable.remove(&m.from);
                     if self.lost_data(&m) {
@@ -277,6 +295,19 @@ impl RaftTask {
                 self.unreachable.insert(peer, Instant::now());
                 self.raw.report_unreachable(peer);
             }
+            Event::Undelivered(msgs) => {
+                for entry in msgs.iter().flat_map(|m| m.get_entries()) {
+                    if let Some(reply) = self.own_seq(&entry.context).and_then(|seq| self.proposals.remove(&seq)) {
+                        let _ = reply.send(Err(ProposeError::NotDelivered));
+                    }
+                }
+            }
+            Event::SnapshotSaved(index) => {
+                self.snapshot_running = false;
+                if let Some(index) = index {
+                    self.last_snapshot_index = self.last_snapshot_index.max(index);
+                }
+            }
             Event::SnapshotSent { peer, ok } => {
                 let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
                 self.raw.report_snapshot(peer, status);
@@ -288,8 +319,9 @@ impl RaftTask {
         if !self.raw.has_ready() {
             return;
         }
-        let was_leader = self.raw.raft.state == StateRole::Leader;
+        let regime = (self.raw.raft.term, self.raw.raft.leader_id);
         let mut rd = self.raw.ready();
+        Counters::add(&self.counters.readies, 1);
         self.transport.send(rd.take_messages());
         if !rd.snapshot().is_empty() {
             let meta = rd.snapshot().get_metadata();
@@ -308,6 +340,7 @@ impl RaftTask {
         let after = rd.take_persisted_messages();
         let write = LogWrite::from_ready(&mut rd);
         let sync = must_sync(&self.log.hard_state(), &write);
+        Counters::add(&self.counters.entries_staged, write.entries.len() as u64);
         // raft-rs reads this Ready's entries back from storage as soon as
         // `advance_append_async` returns, so they must be visible now; the writer
         // thread makes them durable (batched) and only then reports them persisted.
@@ -322,10 +355,11 @@ impl RaftTask {
         self.raw.advance_append_async(rd);
         self.sync_applied();
         self.publish_view();
-        if was_leader && self.raw.raft.state != StateRole::Leader {
-            // Proposals of the old term may still commit under the new leader, or may
-            // be overwritten: their outcome is unknown to us. Clients retry with the
-            // same request id, which makes the retry safe.
+        if regime != (self.raw.raft.term, self.raw.raft.leader_id) {
+            // Proposals made under the old leader (here or forwarded to it) may still
+            // commit under the new one, or may be overwritten or lost on the way: their
+            // outcome is unknown to us. Clients retry with the same request id, which
+            // makes the retry safe.
             for (_, reply) in self.proposals.drain() {
                 let _ = reply.send(Err(ProposeError::LeadershipLost));
             }
@@ -336,6 +370,7 @@ impl RaftTask {
         if entries.is_empty() {
             return;
         }
+        let entries_count = entries.len() as u64;
         let mut last = 0;
         let mut replies = Vec::new();
         {
@@ -381,35 +416,43 @@ impl RaftTask {
         for (reply, index, outcome) in replies {
             let _ = reply.send(Ok((index, outcome)));
         }
+        Counters::add(&self.counters.entries_applied, entries_count);
         self.applied_target = self.applied_target.max(last);
         let _ = self.applied_tx.send(last);
-        if last >= self.last_snapshot_index + self.cfg.snapshot_every {
+        if !self.snapshot_running && last >= self.last_snapshot_index + self.cfg.snapshot_every {
             self.snapshot(last);
         }
     }
 
+    /// Snapshots the state as of `applied` without stalling the loop: only the copy is
+    /// made here; serializing (the costly part, growing with the state) and writing run
+    /// on a blocking thread. The log store orders that write with the loop's own.
     fn snapshot(&mut self, applied: u64) {
-        let data = {
-            let state = match self.state.read() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
+        let state = match self.state.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        self.snapshot_running = true;
+        let (log, conf_state, events) = (self.log.clone(), self.conf_state.clone(), self.events_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let saved = match serde_json::to_vec(&state) {
+                Ok(data) => match log.save_snapshot(applied, conf_state, data) {
+                    Ok(()) => {
+                        tracing::info!(index = applied, "snapshot saved, log compacted");
+                        Some(applied)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, index = applied, "snapshot failed");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serialize state for a snapshot");
+                    None
+                }
             };
-            serde_json::to_vec(&*state)
-        };
-        let data = match data {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize state for a snapshot");
-                return;
-            }
-        };
-        match self.log.save_snapshot(applied, self.conf_state.clone(), data) {
-            Ok(()) => {
-                self.last_snapshot_index = applied;
-                tracing::info!(index = applied, "snapshot saved, log compacted");
-            }
-            Err(e) => tracing::warn!(error = %e, index = applied, "snapshot failed"),
-        }
+            let _ = events.send(Event::SnapshotSaved(saved));
+        });
     }
 
     /// Tells raft-rs what the state machine has applied. raft-rs accepts only indexes it

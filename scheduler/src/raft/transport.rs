@@ -8,13 +8,20 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use gantry_proto::v1::raft_service_client::RaftServiceClient;
-use gantry_proto::v1::{ProposeRequest, ProposeResponse, RejoinRequest, StepRequest};
+use gantry_proto::v1::{RejoinRequest, StepRequest};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+use std::sync::Arc;
+
+use super::counters::Counters;
 use super::task::Event;
+
+/// HTTP/2 flow-control windows of replica links (both ends).
+pub const PEER_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+pub const PEER_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Snapshots can be large; everything else is small.
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
@@ -28,6 +35,7 @@ pub struct Transport {
     queues: HashMap<u64, mpsc::Sender<Message>>,
     clients: HashMap<u64, RaftServiceClient<Channel>>,
     events: mpsc::UnboundedSender<Event>,
+    counters: Arc<Counters>,
 }
 
 impl Transport {
@@ -38,6 +46,7 @@ impl Transport {
         peers: &[(u64, String)],
         tls: Option<ClientTlsConfig>,
         events: mpsc::UnboundedSender<Event>,
+        counters: Arc<Counters>,
     ) -> Result<Transport, tonic::transport::Error> {
         let mut queues = HashMap::new();
         let mut clients = HashMap::new();
@@ -46,6 +55,8 @@ impl Transport {
                 .connect_timeout(Duration::from_millis(500))
                 .timeout(Duration::from_secs(30))
                 .tcp_nodelay(true)
+                .initial_stream_window_size(PEER_STREAM_WINDOW)
+                .initial_connection_window_size(PEER_CONNECTION_WINDOW)
                 .http2_keep_alive_interval(Duration::from_secs(5));
             if let Some(tls) = &tls {
                 endpoint = endpoint.tls_config(tls.clone())?;
@@ -54,31 +65,23 @@ impl Transport {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(peer_sender(me, *id, client.clone(), rx, events.clone()));
+            tokio::spawn(peer_sender(me, *id, client.clone(), rx, events.clone(), counters.clone()));
             queues.insert(*id, tx);
             clients.insert(*id, client);
         }
-        Ok(Transport { queues, clients, events })
+        Ok(Transport { queues, clients, events, counters })
     }
 
     pub fn send(&self, msgs: Vec<Message>) {
+        Counters::add(&self.counters.messages_sent, msgs.len() as u64);
         for m in msgs {
             let to = m.to;
             let Some(q) = self.queues.get(&to) else { continue };
-            if q.try_send(m).is_err() {
+            if let Err(e) = q.try_send(m) {
                 let _ = self.events.send(Event::Unreachable(to));
+                undelivered(&self.events, std::iter::once(e.into_inner()));
             }
         }
-    }
-
-    /// Forwards a client's write to `leader` and returns its answer.
-    pub async fn forward_propose(&self, leader: u64, command: Vec<u8>) -> Result<ProposeResponse, tonic::Status> {
-        let mut client = self
-            .clients
-            .get(&leader)
-            .cloned()
-            .ok_or_else(|| tonic::Status::unavailable(format!("leader {leader} is not a known peer")))?;
-        Ok(client.propose(ProposeRequest { command }).await?.into_inner())
     }
 
     /// Asks `leader` to remove and re-add this replica (see `RaftTask::lost_data`).
@@ -99,6 +102,7 @@ async fn peer_sender(
     mut client: RaftServiceClient<Channel>,
     mut rx: mpsc::Receiver<Message>,
     events: mpsc::UnboundedSender<Event>,
+    counters: Arc<Counters>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut stream: Option<mpsc::Sender<StepRequest>> = None;
@@ -114,9 +118,13 @@ async fn peer_sender(
         let has_snapshot = batch.iter().any(|m| m.get_msg_type() == MessageType::MsgSnapshot);
         let messages = batch.iter().filter_map(|m| m.write_to_bytes().ok()).collect();
         let request = StepRequest { from: me, messages };
+        Counters::add(&counters.batches_sent, 1);
         if has_snapshot {
             // Unary: raft-rs must learn whether the snapshot arrived.
             let result = client.step(request).await;
+            if result.is_err() {
+                undelivered(&events, batch.drain(..));
+            }
             if let Err(status) = &result {
                 tracing::debug!(peer, error = %status.message(), "raft snapshot send failed");
                 let _ = events.send(Event::Unreachable(peer));
@@ -137,7 +145,18 @@ async fn peer_sender(
             // drop this batch, raft retransmits; a new stream opens with the next one.
             stream = None;
             let _ = events.send(Event::Unreachable(peer));
+            undelivered(&events, batch.drain(..));
         }
+    }
+}
+
+/// Hands proposals (MsgProp) that never went on the wire back to the ready loop: they
+/// cannot have been committed, so their waiters may retry at once. Everything else raft
+/// retransmits by itself.
+fn undelivered(events: &mpsc::UnboundedSender<Event>, msgs: impl Iterator<Item = Message>) {
+    let proposals: Vec<Message> = msgs.filter(|m| m.get_msg_type() == MessageType::MsgPropose).collect();
+    if !proposals.is_empty() {
+        let _ = events.send(Event::Undelivered(proposals));
     }
 }
 
