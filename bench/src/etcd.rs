@@ -25,9 +25,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use gantry_pki::TlsFiles;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tonic::transport::ClientTlsConfig;
 
 use self::client::EtcdClient;
 use crate::load::{LoadReport, run_closed_loop};
@@ -53,8 +55,15 @@ const FAILOVER_GIVE_UP: Duration = Duration::from_secs(30);
 /// A running local etcd cluster. Dropping it SIGKILLs every member.
 pub struct EtcdCluster {
     base_dir: PathBuf,
+    /// TLS on client and peer links (as Gantry always has), or plain HTTP.
+    tls: Option<EtcdTls>,
     initial_cluster: String,
     members: Vec<Member>,
+}
+
+struct EtcdTls {
+    files: TlsFiles,
+    client: ClientTlsConfig,
 }
 
 struct Member {
@@ -71,24 +80,37 @@ struct Member {
 impl EtcdCluster {
     /// Starts `members` etcd processes with static bootstrap and returns once
     /// they all agree on a leader (or fails after 30 s).
-    pub async fn start(base_dir: &Path, members: usize) -> anyhow::Result<EtcdCluster> {
+    ///
+    /// With `tls`, members serve clients over TLS and authenticate each other with
+    /// mutual TLS, like Gantry's replicas (a dev CA and certificate made in `base_dir`).
+    pub async fn start(base_dir: &Path, members: usize, tls: bool) -> anyhow::Result<EtcdCluster> {
         ensure!(members > 0, "an etcd cluster needs at least one member");
         fs::create_dir_all(base_dir).with_context(|| format!("creating {}", base_dir.display()))?;
+        let tls = if tls {
+            let files = gantry_pki::ensure_dev_pki(&base_dir.join("pki"), &[]).context("creating etcd's dev PKI")?;
+            let client = gantry_pki::client_tls_ca_only(&files.ca_cert, "localhost")?;
+            Some(EtcdTls { files, client })
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client_tls = tls.as_ref().map(|t| &t.client);
         let ports = free_ports(2 * members)?;
         let mut list = Vec::with_capacity(members);
         for i in 0..members {
-            let client_url = format!("http://127.0.0.1:{}", ports[2 * i]);
-            let status_client = EtcdClient::new(std::slice::from_ref(&client_url), STATUS_TIMEOUT, STATUS_TIMEOUT)?;
+            let client_url = format!("{scheme}://127.0.0.1:{}", ports[2 * i]);
+            let status_client =
+                EtcdClient::new(std::slice::from_ref(&client_url), STATUS_TIMEOUT, STATUS_TIMEOUT, client_tls)?;
             list.push(Member {
                 name: format!("m{i}"),
                 client_url,
-                peer_url: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
+                peer_url: format!("{scheme}://127.0.0.1:{}", ports[2 * i + 1]),
                 child: None,
                 status_client,
             });
         }
         let initial_cluster = list.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",");
-        let mut cluster = EtcdCluster { base_dir: base_dir.to_path_buf(), initial_cluster, members: list };
+        let mut cluster = EtcdCluster { base_dir: base_dir.to_path_buf(), tls, initial_cluster, members: list };
         for i in 0..members {
             cluster.spawn(i)?;
         }
@@ -100,6 +122,11 @@ impl EtcdCluster {
     /// to fail over between them).
     pub fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    /// What clients of this cluster need to connect (`None`: plain HTTP).
+    pub fn client_tls(&self) -> Option<ClientTlsConfig> {
+        self.tls.as_ref().map(|t| t.client.clone())
     }
 
     /// SIGKILLs `member` (no chance to flush or hand over leadership) and reaps it.
@@ -204,9 +231,14 @@ impl EtcdCluster {
             // Ignored on restart: etcd reads membership from its WAL once it has one.
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "gantry-bench"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .stdin(Stdio::null());
+        if let Some(tls) = &self.tls {
+            let (ca, cert, key) = (&tls.files.ca_cert, &tls.files.cert, &tls.files.key);
+            cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+            cmd.arg("--peer-cert-file").arg(cert).arg("--peer-key-file").arg(key);
+            cmd.arg("--peer-trusted-ca-file").arg(ca).arg("--peer-client-cert-auth");
+        }
+        cmd.stdout(log.try_clone()?).stderr(log);
         // etcd also reads ETCD_* variables; a developer's own must not change the setup.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("ETCD_") {
@@ -260,10 +292,11 @@ pub async fn bench_writes(
     max_duration: Duration,
 ) -> anyhow::Result<LoadReport> {
     let endpoints = cluster.endpoints();
+    let tls = cluster.client_tls();
     let value = random_value();
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
-        let mut conn = EtcdClient::new(&endpoints, WRITE_CONNECT_TIMEOUT, WRITE_TIMEOUT)?;
+        let mut conn = EtcdClient::new(&endpoints, WRITE_CONNECT_TIMEOUT, WRITE_TIMEOUT, tls.as_ref())?;
         conn.put(format!("bench/warmup/{i}"), value.clone()).await.context("etcd warm-up put")?;
         conns.push(conn);
     }
@@ -289,7 +322,7 @@ pub async fn bench_failover(cluster: &mut EtcdCluster) -> anyhow::Result<Duratio
     let leader = cluster.wait_ready(READY_TIMEOUT).await?;
     let (acks, mut acked) = mpsc::channel(64);
     let writer_deadline = Instant::now() + READY_TIMEOUT + FAILOVER_GIVE_UP;
-    let writer = tokio::spawn(failover_writer(cluster.endpoints(), acks, writer_deadline));
+    let writer = tokio::spawn(failover_writer(cluster.endpoints(), cluster.client_tls(), acks, writer_deadline));
 
     let warm_deadline = Instant::now() + READY_TIMEOUT;
     for _ in 0..FAILOVER_WARMUP_ACKS {
@@ -329,11 +362,16 @@ struct Ack {
 
 /// Puts in a loop until `deadline` or until nobody listens, moving to the next
 /// member whenever a put fails or times out.
-async fn failover_writer(endpoints: Vec<String>, acks: mpsc::Sender<Ack>, deadline: Instant) {
+async fn failover_writer(
+    endpoints: Vec<String>,
+    tls: Option<ClientTlsConfig>,
+    acks: mpsc::Sender<Ack>,
+    deadline: Instant,
+) {
     // One single-endpoint client per member, so "retry elsewhere" is explicit.
     let clients: Result<Vec<_>, _> = endpoints
         .iter()
-        .map(|e| EtcdClient::new(std::slice::from_ref(e), FAILOVER_OP_TIMEOUT, FAILOVER_OP_TIMEOUT))
+        .map(|e| EtcdClient::new(std::slice::from_ref(e), FAILOVER_OP_TIMEOUT, FAILOVER_OP_TIMEOUT, tls.as_ref()))
         .collect();
     let mut clients = match clients {
         Ok(clients) if !clients.is_empty() => clients,
@@ -367,7 +405,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cluster_writes_fails_over_and_heals() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let mut cluster = EtcdCluster::start(dir.path(), 3).await?;
+        let mut cluster = EtcdCluster::start(dir.path(), 3, true).await?;
         let leader = cluster.leader().await.context("a started cluster has a leader")?;
         assert_eq!(cluster.endpoints().len(), 3);
 

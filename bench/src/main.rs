@@ -78,6 +78,9 @@ struct RaftArgs {
     /// Ops of the concurrent run (it also stops after 30 s).
     #[arg(long, default_value_t = 20_000)]
     concurrent_ops: usize,
+    /// Run etcd over plain HTTP instead of TLS (Gantry always uses TLS).
+    #[arg(long)]
+    etcd_plain: bool,
     /// Skip etcd (for profiling Gantry alone); no `bench:` lines are printed.
     #[arg(long)]
     gantry_only: bool,
@@ -154,10 +157,11 @@ fn row(system: &str, clients: usize, r: &LoadReport) {
 async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
     let gantry = gantry::start(args.replicas).await?;
     let dir = tempfile::Builder::new().prefix("gantry-bench-etcd-").tempdir()?;
-    let etcd = etcd::EtcdCluster::start(dir.path(), args.replicas).await?;
+    let etcd = etcd::EtcdCluster::start(dir.path(), args.replicas, !args.etcd_plain).await?;
     println!(
-        "{n} Gantry replicas and {n} etcd members on 127.0.0.1, fsync on, TLS on Gantry; both idle while the other runs",
-        n = args.replicas
+        "{n} Gantry replicas and {n} etcd members on 127.0.0.1, fsync on, TLS on Gantry and {etcd_tls}; both idle while the other runs",
+        n = args.replicas,
+        etcd_tls = if args.etcd_plain { "off on etcd" } else { "on etcd" },
     );
     println!(
         "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8}",
@@ -176,7 +180,7 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
         row("etcd", clients, &e);
         lines.push(format!(
             "bench: raft clients={clients} commits_per_s={:.0} p50_us={} p99_us={} etcd_commits_per_s={:.0} \
-             etcd_p50_us={} etcd_p99_us={} throughput_ratio={:.2} p50_ratio={:.2} errors={} etcd_errors={}",
+             etcd_p50_us={} etcd_p99_us={} throughput_ratio={:.2} p50_ratio={:.2} errors={} etcd_errors={} etcd_tls={}",
             g.per_s,
             g.p50_us,
             g.p99_us,
@@ -186,7 +190,8 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
             g.per_s / e.per_s.max(1.0),
             g.p50_us as f64 / e.p50_us.max(1) as f64,
             g.errors,
-            e.errors
+            e.errors,
+            !args.etcd_plain
         ));
     }
     drop(etcd);
@@ -200,7 +205,7 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
 async fn run_failover(args: FailoverArgs) -> anyhow::Result<()> {
     let gantry = gantry::start(3).await?;
     let dir = tempfile::Builder::new().prefix("gantry-bench-etcd-").tempdir()?;
-    let mut etcd = etcd::EtcdCluster::start(dir.path(), 3).await?;
+    let mut etcd = etcd::EtcdCluster::start(dir.path(), 3, true).await?;
     println!("leader SIGKILL -> next acknowledged write (writer retries on the next member, 200 ms per write)");
     println!("Gantry: 50 ms ticks, election after 10-20 ticks; etcd: defaults (100 ms heartbeat, 1 s election)");
     let (mut g, mut e) = (Vec::new(), Vec::new());
@@ -227,7 +232,7 @@ async fn run_etcd(args: EtcdArgs) -> anyhow::Result<()> {
         Some(parent) => tmp.tempdir_in(parent)?,
         None => tmp.tempdir()?,
     };
-    let mut cluster = etcd::EtcdCluster::start(dir.path(), args.members).await?;
+    let mut cluster = etcd::EtcdCluster::start(dir.path(), args.members, true).await?;
     println!(
         "etcd: {} members, fsync on, heartbeat 100 ms / election 1000 ms (defaults), data in {}",
         args.members,

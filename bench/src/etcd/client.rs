@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 #[allow(clippy::all, clippy::unwrap_used)]
 mod pb {
@@ -66,19 +66,29 @@ pub struct EtcdClient {
 }
 
 impl EtcdClient {
-    /// A client balanced over `endpoints` (`http://host:port`). `connect_timeout` bounds
-    /// each connection attempt and `timeout` each request on an open connection. Must be
-    /// called inside a tokio runtime (the balancer runs as a task); connects on first use.
-    pub fn new(endpoints: &[String], connect_timeout: Duration, timeout: Duration) -> Result<Self, EtcdClientError> {
+    /// A client balanced over `endpoints` (`http://host:port`, or `https://` with `tls`).
+    /// `connect_timeout` bounds each connection attempt and `timeout` each request on an
+    /// open connection. Must be called inside a tokio runtime (the balancer runs as a
+    /// task); connects on first use.
+    pub fn new(
+        endpoints: &[String],
+        connect_timeout: Duration,
+        timeout: Duration,
+        tls: Option<&ClientTlsConfig>,
+    ) -> Result<Self, EtcdClientError> {
         if endpoints.is_empty() {
             return Err(EtcdClientError::NoEndpoints);
         }
         let list = endpoints
             .iter()
             .map(|url| {
-                Endpoint::from_shared(url.clone())
-                    .map(|e| e.connect_timeout(connect_timeout).timeout(timeout))
-                    .map_err(|source| EtcdClientError::InvalidEndpoint { url: url.clone(), source })
+                let invalid = |source| EtcdClientError::InvalidEndpoint { url: url.clone(), source };
+                let endpoint = Endpoint::from_shared(url.clone()).map_err(invalid)?;
+                let endpoint = endpoint.connect_timeout(connect_timeout).timeout(timeout);
+                match tls {
+                    Some(tls) => endpoint.tls_config(tls.clone()).map_err(invalid),
+                    None => Ok(endpoint),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let channel = Channel::balance_list(list.into_iter());
@@ -115,9 +125,9 @@ mod tests {
     #[tokio::test]
     async fn rejects_bad_endpoints() {
         let t = Duration::from_secs(1);
-        assert!(matches!(EtcdClient::new(&[], t, t), Err(EtcdClientError::NoEndpoints)));
+        assert!(matches!(EtcdClient::new(&[], t, t, None), Err(EtcdClientError::NoEndpoints)));
         let bad = ["http://127.0.0.1:2379 with spaces".to_string()];
-        assert!(matches!(EtcdClient::new(&bad, t, t), Err(EtcdClientError::InvalidEndpoint { .. })));
+        assert!(matches!(EtcdClient::new(&bad, t, t, None), Err(EtcdClientError::InvalidEndpoint { .. })));
     }
 
     /// The bytes etcd's own Go client sends for `Put("k", "v")`: field 1 and 2, length-delimited.
