@@ -68,17 +68,20 @@ pub use gantry_chaos::{Authorization, Clients};
 pub struct SandboxOptions {
     /// Silence after which a node is declared DOWN.
     pub node_down_after: Duration,
+    /// Serve `/metrics` on a free loopback port (see [`Sandbox::metrics_addr`]).
+    pub metrics: bool,
 }
 
 impl Default for SandboxOptions {
     fn default() -> Self {
-        SandboxOptions { node_down_after: Duration::from_secs(30) }
+        SandboxOptions { node_down_after: Duration::from_secs(30), metrics: false }
     }
 }
 
 /// One scheduler replica running in-process on loopback ports, with TLS and tokens.
 pub struct Sandbox {
     api_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     ca_cert: std::path::PathBuf,
     channel: Channel,
     cancel: CancellationToken,
@@ -99,6 +102,7 @@ impl Sandbox {
         let tls = gantry_pki::ensure_dev_pki(&dir.path().join("pki"), &[])?;
         let client_tls = gantry_pki::client_tls_ca_only(&tls.ca_cert, "localhost")?;
         let (listen_api, listen_peer) = free_ports()?;
+        let metrics_addr = if opts.metrics { Some(free_ports()?.0) } else { None };
         let config = Config {
             replica: ReplicaConfig { id: 1, data_dir: dir.path().join("data"), listen_api, listen_peer },
             // Fast elections; the other raft settings stay at their defaults.
@@ -126,7 +130,7 @@ impl Sandbox {
                 node_down_after: opts.node_down_after,
             },
             // No fixed ports: sandboxes run in parallel.
-            metrics: MetricsConfig { listen: None },
+            metrics: MetricsConfig { listen: metrics_addr },
             // A single replica (no peers); anything newer at its default.
             ..Config::default()
         };
@@ -142,7 +146,8 @@ impl Sandbox {
             .timeout(DEADLINE)
             .connect_lazy();
         let ca_cert = tls.ca_cert.clone();
-        let mut sandbox = Sandbox { api_addr: listen_api, ca_cert, channel, cancel, server: Some(server), _dir: dir };
+        let mut sandbox =
+            Sandbox { api_addr: listen_api, metrics_addr, ca_cert, channel, cancel, server: Some(server), _dir: dir };
 
         match tokio::time::timeout(DEADLINE, ready_rx).await {
             Ok(Ok(())) => {}
@@ -199,6 +204,11 @@ impl Sandbox {
     }
 
     /// The admin API address (TLS; the certificate names `localhost` and `127.0.0.1`).
+    /// Where `/metrics` is served, when the options asked for it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
     }

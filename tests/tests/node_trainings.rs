@@ -235,7 +235,8 @@ async fn an_agent_killed_mid_training_adopts_its_container_and_the_training_comp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_node_fails_its_training_and_cleans_up_when_it_returns() -> anyhow::Result<()> {
-    let mut kit = NodeKit::start(SandboxOptions { node_down_after: Duration::from_secs(3) }).await?;
+    let mut kit =
+        NodeKit::start(SandboxOptions { node_down_after: Duration::from_secs(3), ..SandboxOptions::default() }).await?;
     let agent = kit.add_agent("node-1", "").await?;
     let algo = kit.algorithm("lost", &[("wait.py", WAIT_SCRIPT)])?;
     let t = kit.create(kit.training("lost", &algo, "wait.py")).await?;
