@@ -73,7 +73,8 @@ pub struct RaftConfig {
     /// Election timeout in ticks (randomised between this and twice this).
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
-    /// Take a snapshot and compact the log every this many applied entries.
+    /// Take a snapshot and compact the log every this many applied entries (up to 4×
+    /// that while the state is large and little was written; see `snapshot_policy`).
     pub snapshot_every: u64,
 }
 

@@ -17,6 +17,7 @@ mod handle;
 mod logger;
 mod persist;
 mod service;
+mod snapshot_policy;
 mod task;
 mod transport;
 

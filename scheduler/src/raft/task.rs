@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::counters::Counters;
 use super::persist::PersistJob;
+use super::snapshot_policy::snapshot_due;
 use super::transport::Transport;
 use super::{ProposeError, RaftStatus, ReplicaView, Role};
 use crate::state::{self, Command, Outcome, State};
@@ -59,8 +60,9 @@ pub enum Event {
         peer: u64,
         ok: bool,
     },
-    /// A snapshot taken off the loop is on disk (`None`: it failed or was superseded).
-    SnapshotSaved(Option<u64>),
+    /// A snapshot taken off the loop is on disk: its index and size (`None`: it failed
+    /// or was superseded).
+    SnapshotSaved(Option<(u64, u64)>),
 }
 
 pub struct TaskConfig {
@@ -99,6 +101,10 @@ pub struct RaftTask {
     last_snapshot_index: u64,
     /// A snapshot is being serialized and saved off the loop.
     snapshot_running: bool,
+    /// Size of the latest snapshot, and command bytes applied since it was taken (see
+    /// `snapshot_policy`).
+    last_snapshot_bytes: u64,
+    log_bytes_since_snapshot: u64,
     events_tx: mpsc::UnboundedSender<Event>,
     unreachable: HashMap<u64, Instant>,
     /// Highest index the state machine holds (entries applied or snapshot installed);
@@ -125,7 +131,9 @@ pub struct TaskParts {
 
 impl RaftTask {
     pub fn new(cfg: TaskConfig, parts: TaskParts) -> Self {
-        let last_snapshot_index = parts.log.latest_snapshot().get_metadata().index;
+        let latest = parts.log.latest_snapshot();
+        let last_snapshot_index = latest.get_metadata().index;
+        let last_snapshot_bytes = latest.get_data().len() as u64;
         let conf_state = parts.log.conf_state();
         RaftTask {
             cfg,
@@ -145,6 +153,8 @@ impl RaftTask {
             reads: HashMap::new(),
             last_snapshot_index,
             snapshot_running: false,
+            last_snapshot_bytes,
+            log_bytes_since_snapshot: 0,
             events_tx: parts.events_tx,
             unreachable: HashMap::new(),
             applied_target: last_snapshot_index,
@@ -304,8 +314,11 @@ impl RaftTask {
             }
             Event::SnapshotSaved(index) => {
                 self.snapshot_running = false;
-                if let Some(index) = index {
-                    self.last_snapshot_index = self.last_snapshot_index.max(index);
+                if let Some((index, bytes)) = index {
+                    if index > self.last_snapshot_index {
+                        self.last_snapshot_index = index;
+                        self.last_snapshot_bytes = bytes;
+                    }
                 }
             }
             Event::SnapshotSent { peer, ok } => {
@@ -371,6 +384,7 @@ impl RaftTask {
             return;
         }
         let entries_count = entries.len() as u64;
+        let mut bytes = 0;
         let mut last = 0;
         let mut replies = Vec::new();
         {
@@ -397,6 +411,7 @@ impl RaftTask {
                     state.applied_index = entry.index;
                     continue;
                 }
+                bytes += entry.data.len() as u64;
                 let outcome = match serde_json::from_slice::<Command>(&entry.data) {
                     Ok(cmd) => state::apply(&mut state, entry.index, cmd),
                     Err(e) => {
@@ -417,9 +432,19 @@ impl RaftTask {
             let _ = reply.send(Ok((index, outcome)));
         }
         Counters::add(&self.counters.entries_applied, entries_count);
+        self.log_bytes_since_snapshot += bytes;
         self.applied_target = self.applied_target.max(last);
         let _ = self.applied_tx.send(last);
-        if !self.snapshot_running && last >= self.last_snapshot_index + self.cfg.snapshot_every {
+        let entries_since = last.saturating_sub(self.last_snapshot_index);
+        if !self.snapshot_running
+            && snapshot_due(
+                self.cfg.snapshot_every,
+                entries_since,
+                self.log_bytes_since_snapshot,
+                self.last_snapshot_bytes,
+            )
+        {
+            self.log_bytes_since_snapshot = 0;
             self.snapshot(last);
         }
     }
@@ -436,12 +461,12 @@ impl RaftTask {
         let (log, conf_state, events) = (self.log.clone(), self.conf_state.clone(), self.events_tx.clone());
         tokio::task::spawn_blocking(move || {
             let saved = match serde_json::to_vec(&state) {
-                Ok(data) => match log.save_snapshot(applied, conf_state, data) {
-                    Ok(()) => {
-                        tracing::info!(index = applied, "snapshot saved, log compacted");
-                        Some(applied)
+                Ok(data) => match (data.len() as u64, log.save_snapshot(applied, conf_state, data)) {
+                    (bytes, Ok(())) => {
+                        tracing::info!(index = applied, bytes, "snapshot saved, log compacted");
+                        Some((applied, bytes))
                     }
-                    Err(e) => {
+                    (_, Err(e)) => {
                         tracing::warn!(error = %e, index = applied, "snapshot failed");
                         None
                     }
@@ -519,6 +544,8 @@ impl RaftTask {
                 *state = restored;
                 drop(state);
                 self.last_snapshot_index = index;
+                self.last_snapshot_bytes = data.len() as u64;
+                self.log_bytes_since_snapshot = 0;
                 self.applied_target = self.applied_target.max(index);
                 let _ = self.applied_tx.send(index);
                 tracing::info!(index, "installed snapshot from leader");
