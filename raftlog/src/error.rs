@@ -7,7 +7,7 @@ use raft::StorageError;
 pub enum Error {
     /// the database file could not be opened, read or written
     #[error("raft log storage failed: {0}")]
-    Storage(#[from] redb::Error),
+    Storage(#[from] fjall::Error),
 
     /// a value read from the database is not what this crate wrote (bad bytes, a hole in
     /// the log, a key that disagrees with its value); the store refuses to guess
@@ -60,19 +60,6 @@ pub enum Error {
         last_index: u64,
     },
 }
-
-/// `redb` reports each operation with its own error type; all of them are storage failures.
-macro_rules! from_redb {
-    ($($ty:ident),* $(,)?) => {
-        $(impl From<redb::$ty> for Error {
-            fn from(err: redb::$ty) -> Self {
-                Error::Storage(err.into())
-            }
-        })*
-    };
-}
-
-from_redb!(DatabaseError, TransactionError, TableError, StorageError, CommitError, SetDurabilityError,);
 
 impl Error {
     pub(crate) fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {

@@ -1,5 +1,5 @@
 //! Crash-safe storage for one Raft node: its log, hard state, membership and latest
-//! snapshot, in a single [redb] file, behind `raft::Storage`.
+//! snapshot, in one [fjall] keyspace, behind `raft::Storage`.
 //!
 //! ```text
 //!   ready loop ── persist(LogWrite) ─┐      stage(LogWrite)        save_snapshot(..)
@@ -9,7 +9,7 @@
 //!                    │                   apply to the mirror now,
 //!                    │                   queue the plan ── sync() (writer thread) ─┐
 //!                    ▼                                                            ▼
-//!              one redb write transaction per call (queued plans first), fsynced
+//!              one fjall batch per call (queued plans first), fsynced
 //!                    │
 //!              persist / save_snapshot: apply to the mirror after the fsync
 //!

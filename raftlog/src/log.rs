@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use raft::eraftpb::{ConfState, HardState, Snapshot};
-use redb::Database;
 use tracing::debug;
 
 use crate::error::Error;
@@ -14,7 +13,8 @@ use crate::mirror::{Mirror, Plan};
 use crate::tables;
 use crate::write::LogWrite;
 
-/// A Raft node's log, hard state, membership and latest snapshot, stored in one redb file.
+/// A Raft node's log, hard state, membership and latest snapshot, stored in one fjall
+/// keyspace (a directory).
 ///
 /// Cheap to clone; all clones share one store. Reads (the `raft::Storage` methods and the
 /// accessors) are served from memory. There are two ways to write, to be used in the
@@ -41,7 +41,7 @@ pub struct RaftLog {
 struct Inner {
     // Held across every commit, so plans reach the file in the order they were made.
     // Raft's reads never take it, so an fsync in progress does not block them.
-    db: Mutex<Database>,
+    db: Mutex<tables::Store>,
     // Plans already applied to the mirror but not yet committed, oldest first. Held from
     // planning to applying, so the queue's order is the mirror's order. std Mutex, like the
     // others: never held across an await.
@@ -193,7 +193,7 @@ impl RaftLog {
         Ok(())
     }
 
-    fn commit_plans(&self, db: &Database, plans: &[Plan]) -> Result<(), Error> {
+    fn commit_plans(&self, db: &tables::Store, plans: &[Plan]) -> Result<(), Error> {
         let result = tables::commit(db, plans);
         if result.is_err() {
             self.inner.failed.store(true, Ordering::SeqCst);
@@ -218,7 +218,7 @@ impl RaftLog {
         self.inner.mirror.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_db(&self) -> MutexGuard<'_, Database> {
+    fn lock_db(&self) -> MutexGuard<'_, tables::Store> {
         self.inner.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

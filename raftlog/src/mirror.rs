@@ -1,7 +1,7 @@
 //! The in-memory copy of everything on disk, and the plans that change both.
 //!
 //! A write is first *planned* against the mirror (validated, nothing changed), then the plan
-//! is committed to redb, then applied to the mirror. The mirror therefore never shows state
+//! is committed to the store, then applied to the mirror. The mirror therefore never shows state
 //! that is not durable, and a failed commit leaves it untouched.
 //!
 //! Invariant: `entries` holds consecutive indexes starting at `snapshot index + 1`. So the

@@ -1,52 +1,64 @@
-//! The redb tables, and the only code that reads or writes them.
+//! The fjall partitions, and the only code that reads or writes them.
 //!
 //! Every value is a rust-protobuf 2 encoding of a raft message, except the snapshot data,
 //! which is the application's bytes as given. Nothing read from disk is trusted: a value
 //! that does not decode, or an entry whose index disagrees with its key, is
 //! [`Error::Corrupt`].
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use protobuf::Message;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 use crate::error::Error;
 use crate::mirror::{Mirror, Plan};
 
-/// Log entries by index.
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+/// Log entries by index (8-byte big-endian keys, so they sort by index).
+pub const ENTRIES: &str = "entries";
 /// Small state records, by the names below.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub const META: &str = "meta";
 /// The latest snapshot's data, under [`SNAPSHOT_DATA`].
-const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+const SNAPSHOT: &str = "snapshot";
 
 const HARD_STATE: &str = "hard_state";
-/// Present once the store is initialised; its absence means a fresh file.
+/// Present once the store is initialised; its absence means a fresh store.
 const CONF_STATE: &str = "conf_state";
 const SNAPSHOT_META: &str = "snapshot_meta";
 const SNAPSHOT_DATA: &str = "data";
 
-/// Opens the database file, creating an empty one if there is none.
-pub(crate) fn open(path: &Path) -> Result<Database, Error> {
-    Ok(Database::create(path)?)
+/// The store: one fjall keyspace (a directory). Its journal is appended to and fdatasynced
+/// once per commit, and a batch is atomic across partitions.
+pub(crate) struct Store {
+    keyspace: Keyspace,
+    entries: PartitionHandle,
+    meta: PartitionHandle,
+    snapshot: PartitionHandle,
+}
+
+/// The key of the entry at `index`.
+pub fn entry_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// Opens the store directory, creating an empty store if there is none.
+pub(crate) fn open(path: &Path) -> Result<Store, Error> {
+    let keyspace = Config::new(path).open()?;
+    let partition = |name| keyspace.open_partition(name, PartitionCreateOptions::default());
+    Ok(Store { entries: partition(ENTRIES)?, meta: partition(META)?, snapshot: partition(SNAPSHOT)?, keyspace })
 }
 
 /// Reads the whole store into memory; `None` if it was never initialised.
-pub(crate) fn load(db: &Database) -> Result<Option<Mirror>, Error> {
-    let txn = db.begin_read()?;
-    let meta = match txn.open_table(META) {
-        Ok(table) => table,
-        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(err) => return Err(err.into()),
-    };
-    let Some(conf_state) = get_decoded::<ConfState>(&meta, CONF_STATE)? else {
+pub(crate) fn load(store: &Store) -> Result<Option<Mirror>, Error> {
+    let Some(conf_state) = get_decoded::<ConfState>(&store.meta, CONF_STATE)? else {
         return Ok(None);
     };
-    let hard_state = get_decoded::<HardState>(&meta, HARD_STATE)?.unwrap_or_default();
-    let snapshot_meta = get_decoded::<SnapshotMetadata>(&meta, SNAPSHOT_META)?;
+    let hard_state = get_decoded::<HardState>(&store.meta, HARD_STATE)?.unwrap_or_default();
+    let snapshot_meta = get_decoded::<SnapshotMetadata>(&store.meta, SNAPSHOT_META)?;
 
-    let data = txn.open_table(SNAPSHOT)?.get(SNAPSHOT_DATA)?.map(|value| value.value().to_vec()).unwrap_or_default();
+    let data = store.snapshot.get(SNAPSHOT_DATA)?.map(|value| value.to_vec()).unwrap_or_default();
     let mut snapshot = Snapshot::default();
     // Only when stored: a message field that is set, even to its default, compares unequal
     // to an unset one, and the state must read back exactly as it was written.
@@ -56,10 +68,12 @@ pub(crate) fn load(db: &Database) -> Result<Option<Mirror>, Error> {
     snapshot.data = data.into();
 
     let mut entries = Vec::new();
-    for row in txn.open_table(ENTRIES)?.range::<u64>(..)? {
+    for row in store.entries.iter() {
         let (key, value) = row?;
-        let index = key.value();
-        let entry: Entry = decode(|| format!("entry {index}"), value.value())?;
+        let index = <[u8; 8]>::try_from(&*key)
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::corrupt("entries", format!("key of {} bytes", key.len())))?;
+        let entry: Entry = decode(|| format!("entry {index}"), &value)?;
         if entry.index != index {
             return Err(Error::corrupt(format!("entry {index}"), format!("holds index {}", entry.index)));
         }
@@ -71,53 +85,91 @@ pub(crate) fn load(db: &Database) -> Result<Option<Mirror>, Error> {
     Ok(Some(mirror))
 }
 
-/// Makes a fresh store: creates the tables and records the initial membership.
-pub(crate) fn initialise(db: &Database, conf_state: &ConfState) -> Result<(), Error> {
+/// Makes a fresh store: records the initial membership.
+pub(crate) fn initialise(store: &Store, conf_state: &ConfState) -> Result<(), Error> {
     let plan = Plan { conf_state: Some(conf_state.clone()), ..Plan::default() };
-    commit(db, std::slice::from_ref(&plan))
+    commit(store, std::slice::from_ref(&plan))
 }
 
-/// Writes `plans`, in order, in one write transaction, fsynced before this returns.
-pub(crate) fn commit(db: &Database, plans: &[Plan]) -> Result<(), Error> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
-    {
-        let mut entries = txn.open_table(ENTRIES)?;
-        let mut meta = txn.open_table(META)?;
-        let mut data = txn.open_table(SNAPSHOT)?;
-        for plan in plans {
-            if let Some(through) = plan.drop_through {
-                entries.retain_in::<u64, _>(..=through, |_, _| false)?;
-            }
-            if let Some(from) = plan.truncate_from {
-                entries.retain_in::<u64, _>(from.., |_, _| false)?;
-            }
-            for entry in &plan.append {
-                entries.insert(entry.index, encode("entry", entry)?.as_slice())?;
-            }
-            if let Some(hard_state) = &plan.hard_state {
-                meta.insert(HARD_STATE, encode(HARD_STATE, hard_state)?.as_slice())?;
-            }
-            if let Some(conf_state) = &plan.conf_state {
-                meta.insert(CONF_STATE, encode(CONF_STATE, conf_state)?.as_slice())?;
-            }
-            if let Some(snapshot) = &plan.snapshot {
-                let snapshot_meta = encode(SNAPSHOT_META, snapshot.get_metadata())?;
-                meta.insert(SNAPSHOT_META, snapshot_meta.as_slice())?;
-                data.insert(SNAPSHOT_DATA, snapshot.get_data())?;
-            }
+/// Writes `plans`, in order, in one atomic batch, fdatasynced before this returns.
+///
+/// The plans are folded into their net effect first: every key written once. A batch
+/// gives all its writes one sequence number, so two writes of one key in it (an entry
+/// appended by one plan and truncated by the next, as when a follower's unsynced entries
+/// are replaced by a new leader's) would have no defined order.
+pub(crate) fn commit(store: &Store, plans: &[Plan]) -> Result<(), Error> {
+    let mut entries: BTreeMap<u64, Option<&Entry>> = BTreeMap::new();
+    let mut meta: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    let mut snapshot_data = None;
+    for plan in plans {
+        if let Some(through) = plan.drop_through {
+            remove_range(store, &mut entries, ..=through)?;
+        }
+        if let Some(from) = plan.truncate_from {
+            remove_range(store, &mut entries, from..)?;
+        }
+        for entry in &plan.append {
+            entries.insert(entry.index, Some(entry));
+        }
+        if let Some(hard_state) = &plan.hard_state {
+            meta.insert(HARD_STATE, encode(HARD_STATE, hard_state)?);
+        }
+        if let Some(conf_state) = &plan.conf_state {
+            meta.insert(CONF_STATE, encode(CONF_STATE, conf_state)?);
+        }
+        if let Some(snapshot) = &plan.snapshot {
+            meta.insert(SNAPSHOT_META, encode(SNAPSHOT_META, snapshot.get_metadata())?);
+            snapshot_data = Some(snapshot.get_data());
         }
     }
-    txn.commit()?;
+    let mut batch = store.keyspace.batch().durability(Some(PersistMode::SyncData));
+    for (index, entry) in entries {
+        match entry {
+            Some(entry) => batch.insert(&store.entries, entry_key(index), encode("entry", entry)?),
+            None => batch.remove(&store.entries, entry_key(index)),
+        }
+    }
+    for (key, value) in meta {
+        batch.insert(&store.meta, key, value);
+    }
+    if let Some(data) = snapshot_data {
+        batch.insert(&store.snapshot, SNAPSHOT_DATA, data);
+    }
+    batch.commit()?;
     Ok(())
 }
 
-fn get_decoded<M: Message>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    key: &str,
-) -> Result<Option<M>, Error> {
-    match table.get(key)? {
-        Some(value) => decode(|| format!("meta {key}"), value.value()).map(Some),
+/// Marks for removal every entry in `range`: those stored, and those earlier plans of
+/// this commit appended.
+fn remove_range<'a>(
+    store: &Store,
+    entries: &mut BTreeMap<u64, Option<&'a Entry>>,
+    range: impl std::ops::RangeBounds<u64> + Clone,
+) -> Result<(), Error> {
+    let keys = (map_bound(range.start_bound()), map_bound(range.end_bound()));
+    for row in store.entries.range(keys) {
+        let (key, _) = row?;
+        if let Ok(bytes) = <[u8; 8]>::try_from(&*key) {
+            entries.insert(u64::from_be_bytes(bytes), None);
+        }
+    }
+    for (_, entry) in entries.range_mut(range) {
+        *entry = None;
+    }
+    Ok(())
+}
+
+fn map_bound(bound: Bound<&u64>) -> Bound<[u8; 8]> {
+    match bound {
+        Bound::Included(i) => Bound::Included(entry_key(*i)),
+        Bound::Excluded(i) => Bound::Excluded(entry_key(*i)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn get_decoded<M: Message>(partition: &PartitionHandle, key: &str) -> Result<Option<M>, Error> {
+    match partition.get(key)? {
+        Some(value) => decode(|| format!("meta {key}"), &value).map(Some),
         None => Ok(None),
     }
 }

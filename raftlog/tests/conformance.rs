@@ -1,6 +1,6 @@
 //! One suite of `raft::Storage` assertions, run against raft's own `MemStorage` (the
 //! reference) and against `RaftLog`. Behaviour where the two differ on purpose is tested
-//! in `redb_only`.
+//! in `store_only`.
 
 mod common;
 
@@ -103,13 +103,13 @@ fn mem(voters: &[u64]) -> (MemStorage, Option<TempDir>) {
     (MemStorage::new_with_conf_state(conf_state(voters)), None)
 }
 
-fn redb(voters: &[u64]) -> (RaftLog, Option<TempDir>) {
+fn fjall_store(voters: &[u64]) -> (RaftLog, Option<TempDir>) {
     let TempLog { log, dir } = TempLog::new(voters);
     (log, Some(dir))
 }
 
 fn staged(voters: &[u64]) -> (Staged, Option<TempDir>) {
-    let (log, dir) = redb(voters);
+    let (log, dir) = fjall_store(voters);
     (Staged(log), dir)
 }
 
@@ -242,7 +242,7 @@ macro_rules! conformance {
             $(#[test] fn $case() { super::$case(super::mem) })*
         }
         mod raft_log {
-            $(#[test] fn $case() { super::$case(super::redb) })*
+            $(#[test] fn $case() { super::$case(super::fjall_store) })*
         }
         mod raft_log_staged {
             $(#[test] fn $case() { super::$case(super::staged) })*
@@ -262,7 +262,7 @@ conformance!(
 );
 
 /// Where `RaftLog` deliberately differs from `MemStorage`.
-mod redb_only {
+mod store_only {
     use super::*;
 
     #[test]

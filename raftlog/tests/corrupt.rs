@@ -1,5 +1,5 @@
-//! Damage planted straight into the redb tables is reported as an error on open, never a
-//! panic. The table definitions here restate the layout documented in the crate docs.
+//! Damage planted straight into the fjall partitions is reported as an error on open,
+//! never a panic. The partition names and key format here restate the crate's layout.
 
 mod common;
 
@@ -8,10 +8,19 @@ use std::path::Path;
 use common::{TempLog, entries, entry, hard_state};
 use gantry_raftlog::{Error, LogWrite, RaftLog};
 use protobuf::Message;
-use redb::{Database, TableDefinition};
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const ENTRIES: &str = "entries";
+const META: &str = "meta";
+
+/// The store's partitions, opened directly: `(entries, meta)`.
+struct Raw {
+    entries: fjall::PartitionHandle,
+    meta: fjall::PartitionHandle,
+}
+
+fn key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
 
 /// Not a protobuf message: a field tag whose varint never ends.
 const GARBAGE: &[u8] = &[0xff, 0xff, 0xff];
@@ -26,26 +35,20 @@ fn store_with_entries() -> TempLog {
 }
 
 /// Closes the store, lets `damage` edit the raw file, and reopens it.
-fn damage_and_reopen(
-    store: TempLog,
-    damage: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
-) -> Result<RaftLog, Error> {
+fn damage_and_reopen(store: TempLog, damage: impl FnOnce(&Raw) -> fjall::Result<()>) -> Result<RaftLog, Error> {
     let TempLog { log, dir } = store;
     drop(log);
-    let path = dir.path().join("raft.redb");
-    edit(&path, damage).expect("edit raw file");
+    let path = dir.path().join("raft-log");
+    edit(&path, damage).expect("edit raw store");
     RaftLog::open(&path, &[1])
 }
 
-fn edit(
-    path: &Path,
-    damage: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
-) -> Result<(), redb::Error> {
-    let db = Database::open(path)?;
-    let txn = db.begin_write()?;
-    damage(&txn)?;
-    txn.commit()?;
-    Ok(())
+fn edit(path: &Path, damage: impl FnOnce(&Raw) -> fjall::Result<()>) -> fjall::Result<()> {
+    let keyspace = fjall::Config::new(path).open()?;
+    let partition = |name| keyspace.open_partition(name, fjall::PartitionCreateOptions::default());
+    let raw = Raw { entries: partition(ENTRIES)?, meta: partition(META)? };
+    damage(&raw)?;
+    keyspace.persist(fjall::PersistMode::SyncAll)
 }
 
 fn assert_corrupt(result: Result<RaftLog, Error>, expected_what: &str) {
@@ -57,54 +60,41 @@ fn assert_corrupt(result: Result<RaftLog, Error>, expected_what: &str) {
 
 #[test]
 fn undecodable_entry() {
-    let reopened = damage_and_reopen(store_with_entries(), |txn| {
-        txn.open_table(ENTRIES)?.insert(2, GARBAGE)?;
-        Ok(())
-    });
+    let reopened = damage_and_reopen(store_with_entries(), |raw| raw.entries.insert(key(2), GARBAGE));
     assert_corrupt(reopened, "entry 2");
 }
 
 #[test]
 fn entry_under_the_wrong_key() {
-    let reopened = damage_and_reopen(store_with_entries(), |txn| {
+    let reopened = damage_and_reopen(store_with_entries(), |raw| {
         let bytes = entry(9, 1).write_to_bytes().expect("encode");
-        txn.open_table(ENTRIES)?.insert(2, bytes.as_slice())?;
-        Ok(())
+        raw.entries.insert(key(2), bytes)
     });
     assert_corrupt(reopened, "entry 2");
 }
 
 #[test]
 fn hole_in_the_log() {
-    let reopened = damage_and_reopen(store_with_entries(), |txn| {
-        txn.open_table(ENTRIES)?.remove(2)?;
-        Ok(())
-    });
+    let reopened = damage_and_reopen(store_with_entries(), |raw| raw.entries.remove(key(2)));
     assert_corrupt(reopened, "entry 3");
 }
 
 #[test]
 fn undecodable_hard_state() {
-    let reopened = damage_and_reopen(store_with_entries(), |txn| {
-        txn.open_table(META)?.insert("hard_state", GARBAGE)?;
-        Ok(())
-    });
+    let reopened = damage_and_reopen(store_with_entries(), |raw| raw.meta.insert("hard_state", GARBAGE));
     assert_corrupt(reopened, "meta hard_state");
 }
 
 #[test]
 fn undecodable_conf_state() {
-    let reopened = damage_and_reopen(store_with_entries(), |txn| {
-        txn.open_table(META)?.insert("conf_state", GARBAGE)?;
-        Ok(())
-    });
+    let reopened = damage_and_reopen(store_with_entries(), |raw| raw.meta.insert("conf_state", GARBAGE));
     assert_corrupt(reopened, "meta conf_state");
 }
 
 #[test]
-fn not_a_redb_file() {
+fn not_a_store_directory() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("raft.redb");
+    let path = dir.path().join("raft-log");
     std::fs::write(&path, b"this is not a database").expect("write file");
     let result = RaftLog::open(&path, &[1]);
     assert!(matches!(result, Err(Error::Storage(_))), "got {result:?}");

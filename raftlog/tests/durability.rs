@@ -113,6 +113,23 @@ fn staged_writes_are_visible_at_once_and_durable_after_sync() {
 }
 
 #[test]
+fn entries_replaced_before_the_sync_are_replaced_on_disk() {
+    // A follower stages a leader's entries 1..=4, then a new leader's conflicting 3..=3
+    // arrives before the log writer syncs: one sync must store 1, 2 and the new 3 only.
+    let store = TempLog::new(&[1]);
+    store.log.stage(&append(entries(1, 4, 1))).expect("stage");
+    store.log.stage(&append(vec![entry(3, 2)])).expect("stage conflicting");
+    store.log.sync().expect("sync");
+    let before = observe(&store.log);
+    assert_eq!(before.last_index, 3);
+
+    let store = store.reopen();
+    let after = observe(&store.log);
+    assert_eq!(after, before);
+    assert_eq!(after.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(), [(1, 1), (2, 1), (3, 2)]);
+}
+
+#[test]
 fn staged_writes_not_synced_are_lost_like_in_a_crash() {
     let store = TempLog::new(&[1]);
     store.log.persist(&append(entries(1, 2, 1))).expect("persist");

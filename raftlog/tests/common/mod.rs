@@ -48,19 +48,19 @@ pub struct TempLog {
 impl TempLog {
     pub fn new(voters: &[u64]) -> TempLog {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = RaftLog::open(dir.path().join("raft.redb"), voters).expect("open new store");
+        let log = RaftLog::open(dir.path().join("raft-log"), voters).expect("open new store");
         TempLog { log, dir }
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.path().join("raft.redb")
+        self.dir.path().join("raft-log")
     }
 
     /// Drops the handle and opens the file again, as after a restart.
     pub fn reopen(self) -> TempLog {
         let TempLog { log, dir } = self;
         drop(log);
-        let log = RaftLog::open(dir.path().join("raft.redb"), &[]).expect("reopen store");
+        let log = RaftLog::open(dir.path().join("raft-log"), &[]).expect("reopen store");
         TempLog { log, dir }
     }
 }

@@ -1,4 +1,4 @@
-//! Replication: raft-rs driven by one tokio task per replica, a durable redb log, and
+//! Replication: raft-rs driven by one tokio task per replica, a durable fjall log, and
 //! tonic transport between replicas.
 //!
 //! [`RaftHandle`] is what the rest of the scheduler uses: `propose` a command (forwarded
@@ -126,7 +126,7 @@ pub fn start(
     let mut voters: Vec<u64> = opts.peers.iter().map(|(id, _)| *id).collect();
     voters.push(opts.id);
     voters.sort_unstable();
-    let log = RaftLog::open(&data_dir.join("raft.redb"), &voters)?;
+    let log = RaftLog::open(&data_dir.join("raft-log"), &voters)?;
     let snapshot = log.latest_snapshot();
     let mut state = if snapshot.get_data().is_empty() {
         State::default()

@@ -1,7 +1,7 @@
 //! The log writer: a dedicated thread that makes Raft's log writes durable.
 //!
 //! The ready loop stages each `Ready`'s writes in the log (visible to raft at once) and
-//! moves on (raft-rs async ready); this thread syncs everything staged in one redb
+//! moves on (raft-rs async ready); this thread syncs everything staged in one fjall
 //! transaction (one fsync for many Readies under load), then sends the messages that
 //! had to wait for durability and tells the loop which Ready numbers are persisted.
 
