@@ -126,7 +126,19 @@ pub fn start(
     let mut voters: Vec<u64> = opts.peers.iter().map(|(id, _)| *id).collect();
     voters.push(opts.id);
     voters.sort_unstable();
-    let log = RaftLog::open(&data_dir.join("raft-log"), &voters)?;
+    let log_dir = data_dir.join("raft-log");
+    // Before ADR 0002 the log was `raft.redb`. Opening an empty log beside it would start
+    // this replica from nothing (a single replica would lose its whole state): refuse.
+    let old_log = data_dir.join("raft.redb");
+    anyhow::ensure!(
+        log_dir.exists() || !old_log.exists(),
+        "{} is a raft log of an older Gantry (redb); this version keeps the log in {}. \
+         In a cluster, move the old file away and restart: the replica rejoins and catches up \
+         from the leader's snapshot",
+        old_log.display(),
+        log_dir.display()
+    );
+    let log = RaftLog::open(&log_dir, &voters)?;
     let snapshot = log.latest_snapshot();
     let mut state = if snapshot.get_data().is_empty() {
         State::default()
@@ -187,4 +199,43 @@ pub fn start(
     let join = tokio::spawn(task.run(cancel));
     let handle = RaftHandle::new(opts.id, req_tx, ev_tx, state, applied_rx, view_rx, counters);
     Ok((handle, join))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> RaftOptions {
+        RaftOptions {
+            id: 1,
+            peers: Vec::new(),
+            tick: Duration::from_millis(50),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            snapshot_every: 100,
+            client_tls: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_a_data_directory_with_only_the_old_redb_log() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("raft.redb"), b"old log")?;
+        let cancel = CancellationToken::new();
+        let err = start(options(), dir.path(), cancel.clone()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("older Gantry"), "got {err:?}");
+        assert!(!dir.path().join("raft-log").exists(), "nothing may be created beside the old log");
+
+        // A directory that has the new log too (already upgraded) starts.
+        let fresh = tempfile::tempdir()?;
+        let (_, join) = start(options(), fresh.path(), cancel.clone())?;
+        std::fs::write(fresh.path().join("raft.redb"), b"leftover")?;
+        cancel.cancel();
+        join.await?;
+        let again = CancellationToken::new();
+        let (_, join) = start(options(), fresh.path(), again.clone())?;
+        again.cancel();
+        join.await?;
+        Ok(())
+    }
 }
