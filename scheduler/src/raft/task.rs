@@ -461,16 +461,19 @@ impl RaftTask {
         let (log, conf_state, events) = (self.log.clone(), self.conf_state.clone(), self.events_tx.clone());
         tokio::task::spawn_blocking(move || {
             let saved = match serde_json::to_vec(&state) {
-                Ok(data) => match (data.len() as u64, log.save_snapshot(applied, conf_state, data)) {
-                    (bytes, Ok(())) => {
-                        tracing::info!(index = applied, bytes, "snapshot saved, log compacted");
-                        Some((applied, bytes))
+                Ok(data) => {
+                    let bytes = data.len() as u64;
+                    match log.save_snapshot(applied, conf_state, data) {
+                        Ok(()) => {
+                            tracing::info!(index = applied, bytes, "snapshot saved, log compacted");
+                            Some((applied, bytes))
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, index = applied, "snapshot failed");
+                            None
+                        }
                     }
-                    (_, Err(e)) => {
-                        tracing::warn!(error = %e, index = applied, "snapshot failed");
-                        None
-                    }
-                },
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot serialize state for a snapshot");
                     None
