@@ -71,6 +71,14 @@ impl Storage for RaftLog {
             debug!(to, request_index, snapshot_index = index, "no snapshot to send yet");
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
+        // A snapshot taken before `to` joined would be ignored by it ("not in the
+        // ConfState") and sent again forever; wait for one that includes it.
+        let cs = mirror.snapshot.get_metadata().get_conf_state();
+        let members = [&cs.voters, &cs.learners, &cs.voters_outgoing, &cs.learners_next];
+        if !members.iter().any(|ids| ids.contains(&to)) {
+            debug!(to, snapshot_index = index, "latest snapshot predates this member");
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
         Ok(mirror.snapshot.clone())
     }
 }

@@ -310,6 +310,17 @@ mod store_only {
     }
 
     #[test]
+    fn a_snapshot_taken_before_a_member_joined_is_not_sent_to_it() {
+        // The member would ignore it ("not in the ConfState") and be sent it forever.
+        let TempLog { log, dir: _dir } = TempLog::new(&[1, 2]);
+        log.persist(&append(entries(1, 5, 1))).expect("persist");
+        log.save_snapshot(4, conf_state(&[1, 2]), b"app@4".to_vec()).expect("save snapshot");
+        assert_eq!(log.snapshot(0, 3), Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)));
+        log.save_snapshot(5, conf_state(&[1, 2, 3]), b"app@5".to_vec()).expect("save snapshot");
+        assert_eq!(log.snapshot(0, 3), Ok(snapshot(5, 1, &[1, 2, 3], b"app@5")));
+    }
+
+    #[test]
     fn save_snapshot_keeps_later_entries_and_raises_commit() {
         let TempLog { log, dir: _dir } = TempLog::new(&[1]);
         log.persist(&LogWrite { entries: entries(1, 6, 1), hard_state: Some(hard_state(1, 1, 3)), snapshot: None })

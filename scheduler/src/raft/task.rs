@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use gantry_raftlog::{LogWrite, RaftLog};
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, MessageType};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, MessageType};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -101,6 +101,9 @@ pub struct RaftTask {
     last_snapshot_index: u64,
     /// A snapshot is being serialized and saved off the loop.
     snapshot_running: bool,
+    /// A member was added: take a snapshot that includes it as soon as possible, since
+    /// it can only catch up from a snapshot whose membership lists it.
+    snapshot_wanted: bool,
     /// Size of the latest snapshot, and command bytes applied since it was taken (see
     /// `snapshot_policy`).
     last_snapshot_bytes: u64,
@@ -153,6 +156,7 @@ impl RaftTask {
             reads: HashMap::new(),
             last_snapshot_index,
             snapshot_running: false,
+            snapshot_wanted: false,
             last_snapshot_bytes,
             log_bytes_since_snapshot: 0,
             events_tx: parts.events_tx,
@@ -320,6 +324,10 @@ impl RaftTask {
                         self.last_snapshot_bytes = bytes;
                     }
                 }
+                let applied = self.state_applied_index();
+                if self.snapshot_wanted && applied > self.last_snapshot_index {
+                    self.start_snapshot(applied);
+                }
             }
             Event::SnapshotSent { peer, ok } => {
                 let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
@@ -437,27 +445,29 @@ impl RaftTask {
         let _ = self.applied_tx.send(last);
         let entries_since = last.saturating_sub(self.last_snapshot_index);
         if !self.snapshot_running
-            && snapshot_due(
-                self.cfg.snapshot_every,
-                entries_since,
-                self.log_bytes_since_snapshot,
-                self.last_snapshot_bytes,
-            )
+            && (self.snapshot_wanted
+                || snapshot_due(
+                    self.cfg.snapshot_every,
+                    entries_since,
+                    self.log_bytes_since_snapshot,
+                    self.last_snapshot_bytes,
+                ))
         {
-            self.log_bytes_since_snapshot = 0;
-            self.snapshot(last);
+            self.start_snapshot(last);
         }
     }
 
     /// Snapshots the state as of `applied` without stalling the loop: only the copy is
     /// made here; serializing (the costly part, growing with the state) and writing run
     /// on a blocking thread. The log store orders that write with the loop's own.
-    fn snapshot(&mut self, applied: u64) {
+    fn start_snapshot(&mut self, applied: u64) {
         let state = match self.state.read() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         self.snapshot_running = true;
+        self.snapshot_wanted = false;
+        self.log_bytes_since_snapshot = 0;
         let (log, conf_state, events) = (self.log.clone(), self.conf_state.clone(), self.events_tx.clone());
         tokio::task::spawn_blocking(move || {
             let saved = match serde_json::to_vec(&state) {
@@ -483,6 +493,13 @@ impl RaftTask {
         });
     }
 
+    fn state_applied_index(&self) -> u64 {
+        match self.state.read() {
+            Ok(s) => s.applied_index,
+            Err(poisoned) => poisoned.into_inner().applied_index,
+        }
+    }
+
     /// Tells raft-rs what the state machine has applied. raft-rs accepts only indexes it
     /// has itself persisted, so an installed snapshot counts once its Ready is on disk.
     fn sync_applied(&mut self) {
@@ -499,6 +516,9 @@ impl RaftTask {
             .map_err(|e| state::Rejected::Unsupported(format!("conf change: {e}")))?;
         match self.raw.apply_conf_change(&change) {
             Ok(cs) => {
+                let added =
+                    matches!(change.get_change_type(), ConfChangeType::AddNode | ConfChangeType::AddLearnerNode);
+                self.snapshot_wanted |= added;
                 tracing::info!(index = entry.index, node = change.node_id, change = ?change.get_change_type(), voters = ?cs.voters, "membership changed");
                 self.conf_state = cs;
                 Ok(state::Applied::Done)
