@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/gantry/v1/common.proto",
         "proto/gantry/v1/cluster.proto",
+        "proto/gantry/v1/project.proto",
         "proto/gantry/v1/catalog.proto",
         "proto/gantry/v1/node.proto",
         "proto/gantry/v1/experiment.proto",

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::meta::{Meta, Tag};
 use crate::status::TrainingStatus;
+use crate::storage_grant::Access;
 use crate::storage_path::StoragePath;
 use crate::validate::{self, Validated, ValidationError};
 
@@ -101,6 +102,26 @@ impl TrainingSpec {
             ));
         }
         Ok(())
+    }
+}
+
+impl TrainingSpec {
+    /// Every storage path of the form, with the field that names it (as the API
+    /// spells it) and what the training does with it: what grants are checked against.
+    pub fn storage_paths(&self) -> Vec<(String, Access, &StoragePath)> {
+        let Algorithm::Own { path, .. } = &self.algorithm;
+        let mut out = vec![("algorithm_path".to_string(), Access::Read, path)];
+        for (i, ds) in self.datasets.iter().enumerate() {
+            out.push((format!("datasets[{i}].path"), Access::Read, &ds.path));
+        }
+        if let Some(p) = &self.checkpoint_input_path {
+            out.push(("checkpoint_input_path".to_string(), Access::Read, p));
+        }
+        out.push(("output_path".to_string(), Access::Write, &self.output_path));
+        if let Some(p) = &self.checkpoint_output_path {
+            out.push(("checkpoint_output_path".to_string(), Access::Write, p));
+        }
+        out
     }
 }
 

@@ -181,6 +181,34 @@ pub fn training_spec_from_wire(s: &v1::TrainingSpec) -> Result<d::TrainingSpec, 
     Ok(spec)
 }
 
+/// Parses storage grants; each root must be a `file://` or `nas://` path. Errors name
+/// `{prefix}.read[i]` / `{prefix}.write[i]`.
+pub fn storage_grants_from_wire(prefix: &str, g: &v1::StorageGrants) -> Result<d::StorageGrants, ValidationError> {
+    let parse = |kind: &str, roots: &[String]| {
+        roots
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let field = format!("{prefix}.{kind}[{i}]");
+                let path = d::StoragePath::parse(&field, r)?;
+                if matches!(path, d::StoragePath::Obs { .. }) {
+                    return Err(ValidationError::new(
+                        field,
+                        "object storage is governed by credentials, not grants: grant file:// or nas:// roots",
+                    ));
+                }
+                Ok(path)
+            })
+            .collect::<Result<Vec<_>, ValidationError>>()
+    };
+    Ok(d::StorageGrants { read: parse("read", &g.read)?, write: parse("write", &g.write)? })
+}
+
+pub fn storage_grants_to_wire(g: &d::StorageGrants) -> v1::StorageGrants {
+    let strings = |v: &[d::StoragePath]| v.iter().map(ToString::to_string).collect();
+    v1::StorageGrants { read: strings(&g.read), write: strings(&g.write) }
+}
+
 pub fn training_spec_to_wire(s: &d::TrainingSpec) -> v1::TrainingSpec {
     let d::Algorithm::Own { path, entry_point } = &s.algorithm;
     let opt = |p: &Option<d::StoragePath>| p.as_ref().map(ToString::to_string).unwrap_or_default();

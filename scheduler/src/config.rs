@@ -25,6 +25,37 @@ pub struct Config {
     pub controllers: ControllerConfig,
     pub metrics: MetricsConfig,
     pub agent: EmbeddedAgentConfig,
+    pub storage: StorageConfig,
+}
+
+/// Storage the operator grants to projects. Seeded into the replicated state by the
+/// first leader for each project that has no grants yet; `gantryctl project grant`
+/// changes them afterwards.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub grants: Vec<GrantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    pub project: String,
+    /// `file:///…` or `nas://{id}:/…` roots the project may read.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Roots the project may write (and read).
+    #[serde(default)]
+    pub write: Vec<String>,
+}
+
+impl GrantConfig {
+    /// The grants as domain values; errors name `storage.grants[i].…`.
+    pub fn parse(&self, i: usize) -> Result<gantry_domain::StorageGrants, ConfigError> {
+        let wire = gantry_proto::v1::StorageGrants { read: self.read.clone(), write: self.write.clone() };
+        gantry_proto::convert::storage_grants_from_wire(&format!("storage.grants[{i}]"), &wire)
+            .map_err(|e| invalid(&e.field, e.rule))
+    }
 }
 
 /// A node agent inside the scheduler process: the single-node default runs trainings on
@@ -205,8 +236,23 @@ impl Default for Config {
             controllers: ControllerConfig::default(),
             metrics: MetricsConfig::default(),
             agent: EmbeddedAgentConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
+}
+
+/// The single-node default grants project `default` one directory beside the state
+/// (`~/.local/share/gantry/storage/default`, read and write) and, when started from a
+/// checkout, read access to its `examples/` (the README's quick start).
+fn embedded_grant(data_dir: &Path) -> GrantConfig {
+    let root = data_dir.parent().unwrap_or(data_dir).join("storage/default");
+    let mut read = Vec::new();
+    if let Ok(examples) = std::env::current_dir().map(|d| d.join("examples"))
+        && examples.is_dir()
+    {
+        read.push(format!("file://{}", examples.display()));
+    }
+    GrantConfig { project: "default".into(), read, write: vec![format!("file://{}", root.display())] }
 }
 
 /// An environment variable as a path; empty counts as unset (as the XDG spec says).
@@ -255,6 +301,7 @@ impl Config {
                 let mut c = Config::default();
                 c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 7445)));
                 c.agent.embedded = true;
+                c.storage.grants = vec![embedded_grant(&c.replica.data_dir)];
                 c
             }
         };
@@ -349,6 +396,15 @@ impl Config {
         }
         for (i, img) in self.catalog.images.iter().enumerate() {
             img.validate().map_err(|e| invalid(&format!("catalog.images[{i}].{}", e.field), e.rule))?;
+        }
+        let mut projects = std::collections::BTreeSet::new();
+        for (i, g) in self.storage.grants.iter().enumerate() {
+            let field = format!("storage.grants[{i}].project");
+            gantry_domain::validate::name(&field, &g.project).map_err(|e| invalid(&e.field, e.rule))?;
+            if !projects.insert(&g.project) {
+                return Err(invalid(&field, format!("project '{}' is granted twice", g.project)));
+            }
+            g.parse(i)?;
         }
         Ok(())
     }

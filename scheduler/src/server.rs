@@ -13,6 +13,7 @@ use gantry_proto::v1::catalog_service_server::CatalogServiceServer;
 use gantry_proto::v1::cluster_service_server::ClusterServiceServer;
 use gantry_proto::v1::experiment_service_server::ExperimentServiceServer;
 use gantry_proto::v1::node_service_server::NodeServiceServer;
+use gantry_proto::v1::project_service_server::ProjectServiceServer;
 use gantry_proto::v1::raft_service_server::RaftServiceServer;
 use gantry_proto::v1::training_service_server::TrainingServiceServer;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::agents::AgentHub;
-use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, TrainingApi};
+use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, ProjectApi, TrainingApi};
 use crate::config::Config;
 use crate::raft::{self, MAX_MESSAGE_BYTES, RaftHandle, RaftOptions, RaftPeerService};
 use crate::state::{Command, CommandV1};
@@ -87,6 +88,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         .add_service(ClusterServiceServer::new(ClusterApi(ctx.clone())))
         .add_service(CatalogServiceServer::new(CatalogApi(ctx.clone())))
         .add_service(NodeServiceServer::new(NodeApi(ctx.clone())))
+        .add_service(ProjectServiceServer::new(ProjectApi(ctx.clone())))
         .add_service(AgentServiceServer::new(AgentApi(ctx.clone())))
         .add_service(ExperimentServiceServer::new(ExperimentApi(ctx.clone())))
         .add_service(TrainingServiceServer::new(TrainingApi(ctx.clone())));
@@ -166,8 +168,9 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     Ok(())
 }
 
-/// Puts the configured catalog entries that the replicated catalog lacks, once this
-/// replica leads. Entries an operator changed through the API are left alone.
+/// Puts the configured catalog entries and storage grants that the replicated state
+/// lacks, once this replica leads. Entries an operator changed through the API are left
+/// alone.
 async fn seed_catalog(raft: RaftHandle, config: Config, cancel: CancellationToken) {
     loop {
         if cancel.is_cancelled() {
@@ -179,8 +182,15 @@ async fn seed_catalog(raft: RaftHandle, config: Config, cancel: CancellationToke
                 let its =
                     config.catalog.instance_types.iter().filter(|it| !state.instance_types.contains_key(&it.name));
                 let imgs = config.catalog.images.iter().filter(|img| !state.images.contains_key(&img.name));
+                // Validated by `Config::load`: a grant that fails to parse here is skipped.
+                let grants = config.storage.grants.iter().enumerate().filter_map(|(i, g)| {
+                    let absent = !state.storage_grants.contains_key(&g.project);
+                    let grants = g.parse(i).ok()?;
+                    absent.then(|| CommandV1::SetStorageGrants { project: g.project.clone(), grants })
+                });
                 its.map(|it| CommandV1::PutInstanceType { instance_type: it.clone() })
                     .chain(imgs.map(|img| CommandV1::PutImage { image: img.clone() }))
+                    .chain(grants)
                     .collect()
             };
             let mut ok = true;

@@ -33,6 +33,7 @@ pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
                 gpu_uuids: a.gpu_uuids.clone(),
                 rank_addresses: rank_addresses.clone(),
                 stop: training.status == TrainingStatus::StopInProgress,
+                grants: Some(convert::storage_grants_to_wire(&state.grants(project))),
             });
         }
     }

@@ -12,6 +12,7 @@ mod cluster;
 mod context;
 mod experiment;
 mod node;
+mod project;
 pub mod status;
 mod training;
 
@@ -21,4 +22,5 @@ pub use cluster::ClusterApi;
 pub use context::{ApiContext, now_ms};
 pub use experiment::ExperimentApi;
 pub use node::NodeApi;
+pub use project::ProjectApi;
 pub use training::TrainingApi;

@@ -90,6 +90,9 @@ impl TrainingService for TrainingApi {
         let req = req.into_inner();
         let wire = req.spec.ok_or_else(|| Status::invalid_argument("spec: is required"))?;
         let spec = convert::training_spec_from_wire(&wire).map_err(status::invalid)?;
+        // The state machine checks the grants again when the entry applies; checking
+        // here first answers a denied path without a raft round.
+        self.0.raft.state().grants(&req.project).check_all(spec.storage_paths()).map_err(status::grant_denied)?;
         let cmd = CommandV1::CreateTraining {
             project: req.project,
             id: new_id("trn"),

@@ -127,6 +127,15 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             }
             training_applied(state, &project, &name)
         }
+        CommandV1::SetStorageGrants { project, grants } => {
+            gantry_domain::validate::name("project", &project)?;
+            if grants.is_empty() {
+                state.storage_grants.remove(&project);
+            } else {
+                state.storage_grants.insert(project, grants);
+            }
+            Ok(Applied::Done)
+        }
         CommandV1::Noop => Ok(Applied::Done),
     }
 }
@@ -174,6 +183,11 @@ fn create_training(
         }
         return Err(Rejected::AlreadyExists { what: format!("training '{}'", spec.name) });
     }
+    // Checked again here, not only by the API: a grant revoked between the API's check
+    // and this entry's commit must still stop the training.
+    state.grants(&project).check_all(spec.storage_paths()).map_err(|e| Rejected::PermissionDenied {
+        reason: format!("spec.{e}"),
+    })?;
     let instance_type = state.instance_types.get(&spec.instance_type).ok_or_else(|| {
         Rejected::invalid("spec.instance_type", format!("unknown instance type '{}'", spec.instance_type))
     })?;

@@ -6,7 +6,8 @@
 //! (ids, times) is inside it, so every replica applies it identically.
 
 use gantry_domain::{
-    ExperimentSpec, Image, InstanceType, NodeInventory, NodeStatus, Placement, TrainingSpec, TrainingStatus,
+    ExperimentSpec, Image, InstanceType, NodeInventory, NodeStatus, Placement, StorageGrants, TrainingSpec,
+    TrainingStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +125,12 @@ pub enum CommandV1 {
         phase: ContainerPhase,
         reason: String,
         now_ms: u64,
+    },
+    /// Replaces a project's storage grants; an empty set removes them. Workloads
+    /// already created keep running; new ones are checked against the new grants.
+    SetStorageGrants {
+        project: String,
+        grants: StorageGrants,
     },
     /// No-op used to measure replicated write throughput.
     Noop,

@@ -20,7 +20,7 @@ pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 
-use gantry_domain::{Experiment, Image, InstanceType, Node, NodeStatus, Resources, Training};
+use gantry_domain::{Experiment, Image, InstanceType, Node, NodeStatus, Resources, StorageGrants, Training};
 use gantry_placement::{FreeGpu, NodeSnapshot};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,9 @@ pub struct State {
     pub workloads: BTreeMap<String, Workload>,
     /// Index of the last applied log entry.
     pub applied_index: u64,
+    /// The storage each project may use, by project (absent: nothing granted).
+    #[serde(default)]
+    pub storage_grants: BTreeMap<String, StorageGrants>,
 }
 
 impl State {
@@ -57,6 +60,11 @@ impl State {
 
     pub fn training(&self, project: &str, name: &str) -> Option<&Training> {
         self.projects.get(project)?.trainings.get(name)
+    }
+
+    /// The project's storage grants (empty when it has none).
+    pub fn grants(&self, project: &str) -> StorageGrants {
+        self.storage_grants.get(project).cloned().unwrap_or_default()
     }
 
     pub fn experiment(&self, project: &str, name: &str) -> Option<&Experiment> {

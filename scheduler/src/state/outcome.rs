@@ -25,6 +25,9 @@ pub enum Rejected {
     AlreadyExists { what: String },
     #[error("{reason}")]
     FailedPrecondition { reason: String },
+    /// A path outside the project's storage grants.
+    #[error("{reason}")]
+    PermissionDenied { reason: String },
     #[error("command from a newer scheduler version: {0}")]
     Unsupported(String),
 }

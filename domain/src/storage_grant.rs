@@ -1,0 +1,162 @@
+//! Storage grants: which `file://` roots and `nas://` exports a project may read and
+//! write. Operators grant them per project; nothing is granted by default.
+//!
+//! A grant covers its root and everything beneath it, by whole path segments
+//! (`file:///srv/a` covers `file:///srv/a/b`, never `file:///srv/ab`). A write grant
+//! also lets the project read what it wrote (a later training's checkpoint input is an
+//! earlier one's checkpoint output). Object storage (`obs://`) is governed by the
+//! project's object-storage credentials, not by grants.
+//!
+//! The scheduler checks every path of a request against the grants at create time; the
+//! agent checks again, on the host, before it touches the path.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage_path::StoragePath;
+
+/// What a workload does with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Access {
+    /// Algorithm, datasets, input checkpoint, model artifact.
+    Read,
+    /// Output, checkpoint output, a notebook's NAS mount.
+    Write,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        })
+    }
+}
+
+/// One project's grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageGrants {
+    pub read: Vec<StoragePath>,
+    pub write: Vec<StoragePath>,
+}
+
+/// A path outside what the project was granted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {path} is outside the storage this project may {access} (ask an operator to grant it)")]
+pub struct GrantDenied {
+    pub field: String,
+    pub path: String,
+    pub access: Access,
+}
+
+impl StorageGrants {
+    /// Whether `path` may be used for `access`.
+    pub fn allows(&self, access: Access, path: &StoragePath) -> bool {
+        if matches!(path, StoragePath::Obs { .. }) {
+            return true;
+        }
+        let under = |roots: &[StoragePath]| roots.iter().any(|root| covers(root, path));
+        match access {
+            Access::Read => under(&self.read) || under(&self.write),
+            Access::Write => under(&self.write),
+        }
+    }
+
+    /// [`Self::allows`] as an error naming `field`.
+    pub fn check(&self, field: &str, access: Access, path: &StoragePath) -> Result<(), GrantDenied> {
+        if self.allows(access, path) {
+            Ok(())
+        } else {
+            Err(GrantDenied { field: field.to_string(), path: path.to_string(), access })
+        }
+    }
+
+    /// Checks every `(field, access, path)` of a request; the first denial wins.
+    pub fn check_all<'a>(
+        &self,
+        paths: impl IntoIterator<Item = (String, Access, &'a StoragePath)>,
+    ) -> Result<(), GrantDenied> {
+        paths.into_iter().try_for_each(|(field, access, path)| self.check(&field, access, path))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.write.is_empty()
+    }
+}
+
+/// `root` covers `path`: same storage (scheme, NAS id) and `root`'s segments are a
+/// prefix of `path`'s.
+pub fn covers(root: &StoragePath, path: &StoragePath) -> bool {
+    let same_storage = match (root, path) {
+        (StoragePath::File { .. }, StoragePath::File { .. }) => true,
+        (StoragePath::Nas { nas_id: a, .. }, StoragePath::Nas { nas_id: b, .. }) => a == b,
+        (StoragePath::Obs { endpoint: e1, container: c1, .. }, StoragePath::Obs { endpoint: e2, container: c2, .. }) => {
+            e1 == e2 && c1 == c2
+        }
+        _ => false,
+    };
+    if !same_storage {
+        return false;
+    }
+    let segments = |p: &str| p.split('/').filter(|s| !s.is_empty() && *s != ".").map(str::to_owned).collect::<Vec<_>>();
+    let (root, path) = (segments(root.path()), segments(path.path()));
+    path.starts_with(&root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> StoragePath {
+        StoragePath::parse("f", s).unwrap()
+    }
+
+    fn grants() -> StorageGrants {
+        StorageGrants { read: vec![p("file:///srv/data"), p("nas://nas-01:/team-a")], write: vec![p("file:///srv/out")] }
+    }
+
+    #[test]
+    fn a_grant_covers_its_root_and_below_by_whole_segments() {
+        let g = grants();
+        assert!(g.allows(Access::Read, &p("file:///srv/data")));
+        assert!(g.allows(Access::Read, &p("file:///srv/data/mnist/train")));
+        assert!(!g.allows(Access::Read, &p("file:///srv/database")));
+        assert!(!g.allows(Access::Read, &p("file:///srv")));
+        assert!(!g.allows(Access::Read, &p("file:///etc")));
+        assert!(g.allows(Access::Read, &p("nas://nas-01:/team-a/x")));
+        assert!(!g.allows(Access::Read, &p("nas://nas-02:/team-a/x")));
+        assert!(!g.allows(Access::Read, &p("nas://nas-01:/team-b")));
+    }
+
+    #[test]
+    fn write_needs_a_write_grant_and_implies_read() {
+        let g = grants();
+        assert!(!g.allows(Access::Write, &p("file:///srv/data/x")));
+        assert!(g.allows(Access::Write, &p("file:///srv/out/run-1")));
+        assert!(g.allows(Access::Read, &p("file:///srv/out/run-1/checkpoints")));
+    }
+
+    #[test]
+    fn nothing_is_granted_by_default_and_obs_is_not_governed_by_grants() {
+        let none = StorageGrants::default();
+        assert!(!none.allows(Access::Read, &p("file:///tmp")));
+        assert!(!none.allows(Access::Read, &p("file:///")));
+        assert!(none.allows(Access::Write, &p("obs://s3.local/bucket/x")));
+    }
+
+    #[test]
+    fn a_root_grant_covers_everything_of_its_storage() {
+        let g = StorageGrants { read: vec![p("file:///")], write: vec![] };
+        assert!(g.allows(Access::Read, &p("file:///etc/shadow")));
+        assert!(!g.allows(Access::Read, &p("nas://n:/x")));
+    }
+
+    #[test]
+    fn denial_names_the_field_and_access() {
+        let e = grants().check("output_path", Access::Write, &p("file:///etc/cron.d")).unwrap_err();
+        assert_eq!(e.to_string().split(':').next(), Some("output_path"));
+        assert!(e.to_string().contains("file:///etc/cron.d"));
+        assert!(e.to_string().contains("write"));
+    }
+}
