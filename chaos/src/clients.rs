@@ -5,6 +5,7 @@ use gantry_proto::v1::catalog_service_client::CatalogServiceClient;
 use gantry_proto::v1::cluster_service_client::ClusterServiceClient;
 use gantry_proto::v1::experiment_service_client::ExperimentServiceClient;
 use gantry_proto::v1::node_service_client::NodeServiceClient;
+use gantry_proto::v1::project_service_client::ProjectServiceClient;
 use gantry_proto::v1::training_service_client::TrainingServiceClient;
 use tonic::Status;
 use tonic::codegen::InterceptedService;
@@ -55,6 +56,7 @@ pub struct Clients {
     pub agent: AgentServiceClient<AuthChannel>,
     pub experiments: ExperimentServiceClient<AuthChannel>,
     pub trainings: TrainingServiceClient<AuthChannel>,
+    pub projects: ProjectServiceClient<AuthChannel>,
 }
 
 impl Clients {
@@ -67,6 +69,7 @@ impl Clients {
             agent: AgentServiceClient::new(ch()),
             experiments: ExperimentServiceClient::new(ch()),
             trainings: TrainingServiceClient::new(ch()),
+            projects: ProjectServiceClient::new(ch()),
         }
     }
 }

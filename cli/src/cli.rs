@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cluster, experiment, image, instance_type, node, training};
+use crate::commands::{cluster, experiment, image, instance_type, node, project, training};
 use crate::output::Format;
 use crate::parse;
 
@@ -80,6 +80,9 @@ pub enum Command {
     /// Nodes registered by agents
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Projects: the storage roots each may read and write
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
     /// Experiments: groups of trainings
     #[command(subcommand)]
     Experiment(experiment::ExperimentCommand),

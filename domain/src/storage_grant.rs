@@ -16,6 +16,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::storage_path::StoragePath;
 
+/// Host directories no grant may cover (nor any of their ancestors, such as `/`): the
+/// host's configuration, kernel interfaces, devices, boot files, root's home and the
+/// runtime directory that holds the Docker socket. Agents refuse them again on the host,
+/// with their own state directory and the Docker socket's directory added.
+pub const SYSTEM_ROOTS: [&str; 9] =
+    ["/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/run", "/var/run", "/var/lib/docker"];
+
+/// Whether a `file://` path is, contains or lies beneath one of [`SYSTEM_ROOTS`].
+/// `/root` itself and its top level are refused, but a directory an operator made
+/// deeper under it (`/root/.local/share/gantry/storage`) is not: single-user machines
+/// keep Gantry's state in root's home.
+pub fn is_system_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    SYSTEM_ROOTS.iter().any(|root| {
+        let root: Vec<&str> = root.split('/').filter(|s| !s.is_empty()).collect();
+        if root.starts_with(&segments) {
+            // `path` is the system root or one of its ancestors (`/`, `/var`).
+            return true;
+        }
+        if !segments.starts_with(&root) {
+            return false;
+        }
+        // Beneath `/root`, only the top level (`/root/.ssh`, `/root/x`) is refused.
+        root != ["root"] || segments.len() <= 2 && segments.get(1).is_none_or(|s| s.starts_with('.'))
+    })
+}
+
 /// What a workload does with a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Access {
@@ -80,6 +107,34 @@ impl StorageGrants {
         paths.into_iter().try_for_each(|(field, access, path)| self.check(&field, access, path))
     }
 
+    /// Grants may name only `file://` and `nas://` roots, and no system directory.
+    pub fn validate(&self, field: &str) -> Result<(), crate::ValidationError> {
+        for (kind, roots) in [("read", &self.read), ("write", &self.write)] {
+            for (i, root) in roots.iter().enumerate() {
+                let field = format!("{field}.{kind}[{i}]");
+                match root {
+                    StoragePath::Obs { .. } => {
+                        return Err(crate::ValidationError::new(
+                            field,
+                            "object storage is governed by credentials, not grants: grant file:// or nas:// roots",
+                        ));
+                    }
+                    StoragePath::File { path } if is_system_path(path) => {
+                        return Err(crate::ValidationError::new(
+                            field,
+                            format!(
+                                "{root} is or contains a system directory ({}) and cannot be granted",
+                                SYSTEM_ROOTS.join(", ")
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.read.is_empty() && self.write.is_empty()
     }
@@ -91,9 +146,10 @@ pub fn covers(root: &StoragePath, path: &StoragePath) -> bool {
     let same_storage = match (root, path) {
         (StoragePath::File { .. }, StoragePath::File { .. }) => true,
         (StoragePath::Nas { nas_id: a, .. }, StoragePath::Nas { nas_id: b, .. }) => a == b,
-        (StoragePath::Obs { endpoint: e1, container: c1, .. }, StoragePath::Obs { endpoint: e2, container: c2, .. }) => {
-            e1 == e2 && c1 == c2
-        }
+        (
+            StoragePath::Obs { endpoint: e1, container: c1, .. },
+            StoragePath::Obs { endpoint: e2, container: c2, .. },
+        ) => e1 == e2 && c1 == c2,
         _ => false,
     };
     if !same_storage {
@@ -113,7 +169,10 @@ mod tests {
     }
 
     fn grants() -> StorageGrants {
-        StorageGrants { read: vec![p("file:///srv/data"), p("nas://nas-01:/team-a")], write: vec![p("file:///srv/out")] }
+        StorageGrants {
+            read: vec![p("file:///srv/data"), p("nas://nas-01:/team-a")],
+            write: vec![p("file:///srv/out")],
+        }
     }
 
     #[test]
@@ -150,6 +209,42 @@ mod tests {
         let g = StorageGrants { read: vec![p("file:///")], write: vec![] };
         assert!(g.allows(Access::Read, &p("file:///etc/shadow")));
         assert!(!g.allows(Access::Read, &p("nas://n:/x")));
+    }
+
+    #[test]
+    fn system_directories_and_their_ancestors_cannot_be_granted() {
+        for path in [
+            "/",
+            "/etc",
+            "/etc/cron.d",
+            "/proc/self",
+            "/var",
+            "/var/run/docker.sock",
+            "/run",
+            "/root",
+            "/root/.ssh",
+            "/dev/sda",
+            "/sys/kernel",
+            "/boot",
+        ] {
+            assert!(is_system_path(path), "{path}");
+        }
+        for path in [
+            "/srv/data",
+            "/home/alice/data",
+            "/root/.local/share/gantry/storage/default",
+            "/var/lib/gantry",
+            "/tmp/x",
+            "/etcetera",
+            "/mnt/nas",
+        ] {
+            assert!(!is_system_path(path), "{path}");
+        }
+        let g = StorageGrants { read: vec![p("file:///srv")], write: vec![p("file:///")] };
+        assert_eq!(g.validate("grants").unwrap_err().field, "grants.write[0]");
+        let g = StorageGrants { read: vec![p("obs://h/b")], write: vec![] };
+        assert_eq!(g.validate("grants").unwrap_err().field, "grants.read[0]");
+        assert!(grants().validate("grants").is_ok());
     }
 
     #[test]

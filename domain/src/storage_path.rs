@@ -66,6 +66,11 @@ impl StoragePath {
         if parsed.path().split('/').any(|seg| seg == "..") {
             return Err(err("must not contain '..' segments"));
         }
+        // Host paths are used as written, never URL-decoded: a `%2e%2e` that some other
+        // tool would decode into `..` is refused rather than left ambiguous.
+        if !matches!(parsed, StoragePath::Obs { .. }) && parsed.path().contains('%') {
+            return Err(err("file:// and nas:// paths must not contain '%' (no percent-encoding)"));
+        }
         Ok(parsed)
     }
 
@@ -133,6 +138,8 @@ mod tests {
             "nas://:/data",
             "file://relative/path",
             "file:///a/../etc",
+            "file:///srv/%2e%2e/etc",
+            "nas://n:/a/%2E%2E",
             "obs://h/b/../../x",
             "/plain/path",
         ] {

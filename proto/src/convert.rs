@@ -181,27 +181,20 @@ pub fn training_spec_from_wire(s: &v1::TrainingSpec) -> Result<d::TrainingSpec, 
     Ok(spec)
 }
 
-/// Parses storage grants; each root must be a `file://` or `nas://` path. Errors name
+/// Parses storage grants; each root must be a `file://` or `nas://` path outside the
+/// system directories. Errors name
 /// `{prefix}.read[i]` / `{prefix}.write[i]`.
 pub fn storage_grants_from_wire(prefix: &str, g: &v1::StorageGrants) -> Result<d::StorageGrants, ValidationError> {
     let parse = |kind: &str, roots: &[String]| {
         roots
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                let field = format!("{prefix}.{kind}[{i}]");
-                let path = d::StoragePath::parse(&field, r)?;
-                if matches!(path, d::StoragePath::Obs { .. }) {
-                    return Err(ValidationError::new(
-                        field,
-                        "object storage is governed by credentials, not grants: grant file:// or nas:// roots",
-                    ));
-                }
-                Ok(path)
-            })
+            .map(|(i, r)| d::StoragePath::parse(&format!("{prefix}.{kind}[{i}]"), r))
             .collect::<Result<Vec<_>, ValidationError>>()
     };
-    Ok(d::StorageGrants { read: parse("read", &g.read)?, write: parse("write", &g.write)? })
+    let grants = d::StorageGrants { read: parse("read", &g.read)?, write: parse("write", &g.write)? };
+    grants.validate(prefix)?;
+    Ok(grants)
 }
 
 pub fn storage_grants_to_wire(g: &d::StorageGrants) -> v1::StorageGrants {

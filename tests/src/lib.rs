@@ -24,8 +24,8 @@ use anyhow::Context as _;
 use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
 use gantry_proto::v1::{self as pb, GetClusterStatusRequest, ListImagesRequest, ListInstanceTypesRequest, ReadOptions};
 use gantry_scheduler::config::{
-    AuthConfig, CatalogConfig, Config, ControllerConfig, MetricsConfig, RaftConfig, ReplicaConfig, TlsConfig,
-    TokenConfig,
+    AuthConfig, CatalogConfig, Config, ControllerConfig, GrantConfig, MetricsConfig, RaftConfig, ReplicaConfig,
+    StorageConfig, TlsConfig, TokenConfig,
 };
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -70,11 +70,23 @@ pub struct SandboxOptions {
     pub node_down_after: Duration,
     /// Serve `/metrics` on a free loopback port (see [`Sandbox::metrics_addr`]).
     pub metrics: bool,
+    /// Storage grants seeded at start. By default each team may read `file:///srv` and
+    /// write `file:///srv/output` (the paths of [`cpu_training`]).
+    pub grants: Vec<GrantConfig>,
 }
 
 impl Default for SandboxOptions {
     fn default() -> Self {
-        SandboxOptions { node_down_after: Duration::from_secs(30), metrics: false }
+        let srv = |project: &str| GrantConfig {
+            project: project.into(),
+            read: vec!["file:///srv".into()],
+            write: vec!["file:///srv/output".into()],
+        };
+        SandboxOptions {
+            node_down_after: Duration::from_secs(30),
+            metrics: false,
+            grants: vec![srv(TEAM_A), srv(TEAM_B)],
+        }
     }
 }
 
@@ -131,6 +143,7 @@ impl Sandbox {
             },
             // No fixed ports: sandboxes run in parallel.
             metrics: MetricsConfig { listen: metrics_addr },
+            storage: StorageConfig { grants: opts.grants.clone() },
             // A single replica (no peers); anything newer at its default.
             ..Config::default()
         };
@@ -154,16 +167,18 @@ impl Sandbox {
             Ok(Err(_)) => return Err(sandbox.exit_error().await.context("scheduler exited before listening")),
             Err(_) => anyhow::bail!("scheduler did not start listening within {DEADLINE:?}"),
         }
-        sandbox.wait_ready().await?;
+        sandbox.wait_ready(&opts.grants).await?;
         Ok(sandbox)
     }
 
     /// Leader elected and every configured catalog entry replicated.
-    async fn wait_ready(&self) -> anyhow::Result<()> {
+    async fn wait_ready(&self, grants: &[GrantConfig]) -> anyhow::Result<()> {
         let admin = self.admin();
+        let granted: Vec<String> = grants.iter().map(|g| g.project.clone()).collect();
         let exited = || self.server.as_ref().is_none_or(JoinHandle::is_finished);
         eventually("a leader and the seeded catalog", || {
             let mut admin = admin.clone();
+            let granted = granted.clone();
             async move {
                 anyhow::ensure!(!exited(), "the scheduler task exited");
                 let status = admin.cluster.get_status(GetClusterStatusRequest {}).await?.into_inner();
@@ -178,6 +193,14 @@ impl Sandbox {
                         && want.images.iter().all(|i| have_images.contains(&i.name.as_str())),
                     "catalog not seeded yet: instance types {have_types:?}, images {have_images:?}"
                 );
+                let projects = admin
+                    .projects
+                    .list_storage_grants(pb::ListStorageGrantsRequest::default())
+                    .await?
+                    .into_inner()
+                    .projects;
+                let have: Vec<&str> = projects.iter().map(|p| p.project.as_str()).collect();
+                anyhow::ensure!(granted.iter().all(|p| have.contains(&p.as_str())), "grants not seeded yet: {have:?}");
                 Ok(())
             }
         })
@@ -229,6 +252,15 @@ impl Sandbox {
     /// Clients presenting no `authorization` header at all.
     pub fn anonymous(&self) -> Clients {
         Clients::new(self.channel.clone(), Authorization::none())
+    }
+
+    /// Replaces `project`'s storage grants (through the API, as an operator would).
+    pub async fn grant(&self, project: &str, read: &[&str], write: &[&str]) -> anyhow::Result<()> {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        let grants = pb::StorageGrants { read: strings(read), write: strings(write) };
+        let request = pb::SetStorageGrantsRequest { project: project.into(), grants: Some(grants) };
+        self.admin().projects.set_storage_grants(request).await?;
+        Ok(())
     }
 
     pub fn admin(&self) -> Clients {

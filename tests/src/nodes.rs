@@ -21,6 +21,8 @@ use gantry_proto::v1::{self as pb, GetNodeRequest, GetTrainingRequest, TrainingL
 use tempfile::TempDir;
 
 pub use crate::eventually_within as wait_for;
+use gantry_scheduler::config::GrantConfig;
+
 use crate::{ADMIN_TOKEN, Clients, JOIN_TOKEN, Sandbox, SandboxOptions, TEAM_A};
 
 /// The image every node test runs (built by `deploy/images/build.sh`).
@@ -36,12 +38,15 @@ pub struct NodeKit {
 }
 
 impl NodeKit {
-    pub async fn start(opts: SandboxOptions) -> anyhow::Result<NodeKit> {
+    /// A kit whose team-a may read and write its storage directory.
+    pub async fn start(mut opts: SandboxOptions) -> anyhow::Result<NodeKit> {
         let docker = DockerRuntime::connect(&DockerConfig::default()).await.context("the tests need Docker")?;
         ensure_image(&docker).await?;
+        let storage = tempfile::Builder::new().prefix("gantry-nodes-").tempdir()?;
+        let root = format!("file://{}", storage.path().display());
+        opts.grants = vec![GrantConfig { project: TEAM_A.into(), read: vec![], write: vec![root] }];
         let sandbox = Sandbox::start_with(opts).await?;
         let cluster = format!("t{:016x}", rand::random::<u64>());
-        let storage = tempfile::Builder::new().prefix("gantry-nodes-").tempdir()?;
         Ok(NodeKit { sandbox: Some(sandbox), cluster, docker, agents: Vec::new(), storage })
     }
 

@@ -104,7 +104,9 @@ async fn training_limits_at_and_past_their_edges() -> anyhow::Result<()> {
             s.hyperparameters = vec![pb::KeyValue { key: "k".into(), value: "v".repeat(1024) }]
         }),
         ("tag key of 64, value of 255", |s| s.tags = vec![Tag { key: "k".repeat(64), value: "v".repeat(255) }]),
-        ("dataset name of 36", |s| s.datasets = vec![pb::Dataset { name: "d".repeat(36), path: "file:///d".into() }]),
+        ("dataset name of 36", |s| {
+            s.datasets = vec![pb::Dataset { name: "d".repeat(36), path: "file:///srv/d".into() }]
+        }),
     ];
     for (i, (what, edit)) in at_the_edge.into_iter().enumerate() {
         let mut spec = base(&format!("edge-{i}"));
@@ -166,15 +168,15 @@ async fn training_limits_at_and_past_their_edges() -> anyhow::Result<()> {
             s.tags = vec![Tag { key: "k".into(), value: "1".into() }, Tag { key: "k".into(), value: "2".into() }]
         }),
         ("dataset name of 37", "spec.datasets[0].name", |s| {
-            s.datasets = vec![pb::Dataset { name: "d".repeat(37), path: "file:///d".into() }]
+            s.datasets = vec![pb::Dataset { name: "d".repeat(37), path: "file:///srv/d".into() }]
         }),
         ("dataset name with a space", "spec.datasets[0].name", |s| {
-            s.datasets = vec![pb::Dataset { name: "my data".into(), path: "file:///d".into() }]
+            s.datasets = vec![pb::Dataset { name: "my data".into(), path: "file:///srv/d".into() }]
         }),
         ("duplicate dataset name", "spec.datasets[1].name", |s| {
             s.datasets = vec![
-                pb::Dataset { name: "train".into(), path: "file:///a".into() },
-                pb::Dataset { name: "train".into(), path: "file:///b".into() },
+                pb::Dataset { name: "train".into(), path: "file:///srv/a".into() },
+                pb::Dataset { name: "train".into(), path: "file:///srv/b".into() },
             ]
         }),
     ];
@@ -210,6 +212,9 @@ async fn training_limits_at_and_past_their_edges() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_paths_take_the_three_forms_and_name_the_field() -> anyhow::Result<()> {
     let (sandbox, mut a) = sandbox_with_experiment().await?;
+    // The forms are what is tested here: every field may use every granted root.
+    let roots = ["nas://nas-01:/exports", "nas://NAS_ID.2:/x", "file:///srv"];
+    sandbox.grant(TEAM_A, &[], &roots).await?;
     type SetPath = fn(&mut pb::TrainingSpec, &str);
     let fields: [(&str, bool, SetPath); 5] = [
         ("spec.algorithm_path", true, |s, p| s.algorithm_path = p.into()),

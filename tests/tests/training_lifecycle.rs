@@ -283,6 +283,9 @@ fn full_spec() -> pb::TrainingSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_and_list_return_every_field_given_at_create() -> anyhow::Result<()> {
     let sandbox = Sandbox::start().await?;
+    sandbox
+        .grant(TEAM_A, &["nas://nas-01:/datasets", "file:///srv"], &["nas://nas-01:/outputs", "file:///srv/output"])
+        .await?;
     let mut a = sandbox.team_a();
 
     let exp_request = pb::CreateExperimentRequest {

@@ -7,6 +7,7 @@ pub mod experiment;
 pub mod image;
 pub mod instance_type;
 pub mod node;
+pub mod project;
 pub mod training;
 
 use crate::cli::{Cli, Command};
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<()> {
         Command::InstanceType(cmd) => instance_type::run(&ctx, cmd).await,
         Command::Image(cmd) => image::run(&ctx, cmd).await,
         Command::Node(cmd) => node::run(&ctx, cmd).await,
+        Command::Project(cmd) => project::run(&ctx, cmd).await,
         Command::Experiment(cmd) => experiment::run(&ctx, cmd).await,
         Command::Training(cmd) => training::run(&ctx, cmd).await,
     }

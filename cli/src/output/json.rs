@@ -101,6 +101,19 @@ impl ToJson for v1::ListImagesResponse {
     }
 }
 
+impl ToJson for v1::ProjectGrants {
+    fn to_json(&self) -> Value {
+        let g = self.grants.clone().unwrap_or_default();
+        json!({ "project": self.project, "read": g.read, "write": g.write })
+    }
+}
+
+impl ToJson for v1::ListStorageGrantsResponse {
+    fn to_json(&self) -> Value {
+        json!({ "projects": self.projects.to_json() })
+    }
+}
+
 impl ToJson for v1::DeleteResponse {
     fn to_json(&self) -> Value {
         json!({})

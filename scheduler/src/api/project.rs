@@ -18,18 +18,24 @@ fn project_grants(project: &str, grants: &gantry_domain::StorageGrants) -> Proje
 #[tonic::async_trait]
 impl ProjectService for ProjectApi {
     #[tracing::instrument(skip_all, fields(project = %req.get_ref().project))]
-    async fn set_storage_grants(&self, req: Request<SetStorageGrantsRequest>) -> Result<Response<ProjectGrants>, Status> {
+    async fn set_storage_grants(
+        &self,
+        req: Request<SetStorageGrantsRequest>,
+    ) -> Result<Response<ProjectGrants>, Status> {
         self.0.auth.authenticate(&req)?.authorize_cluster()?;
         let req = req.into_inner();
         gantry_domain::validate::name("project", &req.project).map_err(status::invalid)?;
-        let grants = convert::storage_grants_from_wire("grants", &req.grants.unwrap_or_default())
-            .map_err(status::invalid)?;
+        let grants =
+            convert::storage_grants_from_wire("grants", &req.grants.unwrap_or_default()).map_err(status::invalid)?;
         self.0.write(CommandV1::SetStorageGrants { project: req.project.clone(), grants: grants.clone() }).await?;
         tracing::info!(project = %req.project, read = grants.read.len(), write = grants.write.len(), "storage grants set");
         Ok(Response::new(project_grants(&req.project, &grants)))
     }
 
-    async fn get_storage_grants(&self, req: Request<GetStorageGrantsRequest>) -> Result<Response<ProjectGrants>, Status> {
+    async fn get_storage_grants(
+        &self,
+        req: Request<GetStorageGrantsRequest>,
+    ) -> Result<Response<ProjectGrants>, Status> {
         self.0.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
         self.0.read_barrier(req.get_ref().read.as_ref()).await?;
         let project = &req.get_ref().project;

@@ -76,7 +76,7 @@ mod tests {
     use gantry_domain::*;
 
     fn setup(gpus_on_node: usize) -> State {
-        let mut s = State::default();
+        let mut s = crate::state::tests::granted(State::default());
         let mut i = 0;
         let mut run = |s: &mut State, c: CommandV1| {
             i += 1;

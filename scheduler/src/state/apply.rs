@@ -185,9 +185,10 @@ fn create_training(
     }
     // Checked again here, not only by the API: a grant revoked between the API's check
     // and this entry's commit must still stop the training.
-    state.grants(&project).check_all(spec.storage_paths()).map_err(|e| Rejected::PermissionDenied {
-        reason: format!("spec.{e}"),
-    })?;
+    state
+        .grants(&project)
+        .check_all(spec.storage_paths())
+        .map_err(|e| Rejected::PermissionDenied { reason: format!("spec.{e}") })?;
     let instance_type = state.instance_types.get(&spec.instance_type).ok_or_else(|| {
         Rejected::invalid("spec.instance_type", format!("unknown instance type '{}'", spec.instance_type))
     })?;

@@ -37,6 +37,15 @@ fn command() -> impl Strategy<Value = CommandV1> {
     let name = prop::sample::select(vec!["a", "b", "c", "d"]);
     let project = prop::sample::select(vec!["p1", "p2"]);
     prop_oneof![
+        // Revoking and granting again: creates in between are denied.
+        (project.clone(), prop::bool::weighted(0.8)).prop_map(|(p, grant)| CommandV1::SetStorageGrants {
+            project: p.into(),
+            grants: if grant {
+                StorageGrants { read: vec![], write: vec![StoragePath::File { path: "/".into() }] }
+            } else {
+                StorageGrants::default()
+            },
+        }),
         (1u64..16, 0u32..3).prop_map(|(cpus, gpus)| CommandV1::PutInstanceType {
             instance_type: InstanceType {
                 name: format!("it{gpus}"),
@@ -121,8 +130,19 @@ fn command() -> impl Strategy<Value = CommandV1> {
     ]
 }
 
+/// Projects `p`, `p1` and `p2` may read and write all of `file:///` (entries need
+/// no index: the grants are put in place directly).
+pub(crate) fn granted(mut state: State) -> State {
+    let all = StoragePath::File { path: "/".into() };
+    for p in ["p", "p1", "p2"] {
+        let grants = StorageGrants { read: vec![], write: vec![all.clone()] };
+        state.storage_grants.insert(p.to_string(), grants);
+    }
+    state
+}
+
 fn replay(commands: &[CommandV1]) -> (State, Vec<String>) {
-    let mut state = State::default();
+    let mut state = granted(State::default());
     let outcomes = commands
         .iter()
         .enumerate()
@@ -156,7 +176,7 @@ proptest! {
 
     #[test]
     fn rejections_change_nothing_but_the_applied_index(commands in prop::collection::vec(command(), 1..60)) {
-        let mut state = State::default();
+        let mut state = granted(State::default());
         for (i, c) in commands.iter().enumerate() {
             let before = state.clone();
             if apply(&mut state, i as u64 + 1, Command::V1(c.clone())).is_err() {
@@ -198,7 +218,7 @@ pub(crate) fn cpu_catalog() -> State {
     };
     apply(&mut state, 1, CommandV1::PutInstanceType { instance_type: it }.into()).unwrap();
     apply(&mut state, 2, CommandV1::PutImage { image }.into()).unwrap();
-    state
+    granted(state)
 }
 
 #[test]
