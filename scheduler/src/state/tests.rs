@@ -270,3 +270,27 @@ fn an_experiment_with_trainings_cannot_be_deleted() {
     apply(&mut state, 6, CommandV1::DeleteTraining { project: "p".into(), name: "t".into() }.into()).unwrap();
     apply(&mut state, 7, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap();
 }
+
+#[test]
+fn a_create_outside_the_grants_is_rejected_at_apply_and_changes_nothing() {
+    let mut state = cpu_catalog();
+    // Revoked after the API checked the form: the entry itself must still be refused.
+    apply(&mut state, 3, CommandV1::SetStorageGrants { project: "p".into(), grants: StorageGrants::default() }.into())
+        .unwrap();
+    let before = state.clone();
+    let create = CommandV1::CreateTraining {
+        project: "p".into(),
+        id: "t1".into(),
+        experiment_id: "e1".into(),
+        request_id: String::new(),
+        spec: spec("t", "e", "it0", "cpu", 1),
+        now_ms: 1,
+    };
+    let err = apply(&mut state, 4, create.into()).unwrap_err();
+    assert!(
+        matches!(&err, super::Rejected::PermissionDenied { reason } if reason.starts_with("spec.algorithm_path: ")),
+        "{err:?}"
+    );
+    assert_eq!(state.projects, before.projects);
+    assert!(state.workloads.is_empty());
+}
