@@ -31,6 +31,9 @@ fn ensure_secret(path: &Path, prefix: &str) -> anyhow::Result<(String, bool)> {
 pub fn prepare(config: &Config) -> anyhow::Result<Secrets> {
     let dir = &config.replica.data_dir;
     std::fs::create_dir_all(dir)?;
+    if config.agent.embedded {
+        create_granted_dirs(config)?;
+    }
     let tls = if config.tls.insecure_dev {
         None
     } else if let (Some(ca_cert), Some(cert), Some(key)) = (&config.tls.ca_cert, &config.tls.cert, &config.tls.key) {
@@ -64,6 +67,19 @@ pub fn prepare(config: &Config) -> anyhow::Result<Secrets> {
         config.auth.join_token.clone()
     };
     Ok(Secrets { auth: Auth::new(tokens), join_token, tls })
+}
+
+/// The single-node cluster's node is this machine: the directories it grants for
+/// writing exist from the first start, so the quick start's output has a place to go.
+fn create_granted_dirs(config: &Config) -> anyhow::Result<()> {
+    for (i, g) in config.storage.grants.iter().enumerate() {
+        for root in g.parse(i)?.write {
+            if let gantry_domain::StoragePath::File { path } = root {
+                std::fs::create_dir_all(&path)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn write_client_config(path: &PathBuf, config: &Config, token: &str, ca_cert: Option<&PathBuf>) -> anyhow::Result<()> {

@@ -254,6 +254,11 @@ impl Sandbox {
         Clients::new(self.channel.clone(), Authorization::none())
     }
 
+    /// The TLS channel to the replica's API port, without any authorization header.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// Replaces `project`'s storage grants (through the API, as an operator would).
     pub async fn grant(&self, project: &str, read: &[&str], write: &[&str]) -> anyhow::Result<()> {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
