@@ -88,15 +88,15 @@ impl TrainingStatus {
         if self.is_terminal() {
             return false;
         }
-        match (*self, to) {
-            (CreateRequested, CreateInProgress | CreateFailed | StopInProgress | FailTrain) => true,
-            (CreateInProgress, Running | CreateFailed | StopInProgress | FailTrainInProgress | FailTrain) => true,
-            (Running, CompleteInProgress | FailTrainInProgress | StopInProgress | FailTrain) => true,
-            (CompleteInProgress, Complete | FailTrainInProgress | FailTrain) => true,
-            (FailTrainInProgress, FailTrain) => true,
-            (StopInProgress, Stopped) => true,
-            _ => false,
-        }
+        matches!(
+            (*self, to),
+            (CreateRequested, CreateInProgress | CreateFailed | StopInProgress | FailTrain)
+                | (CreateInProgress, Running | CreateFailed | StopInProgress | FailTrainInProgress | FailTrain)
+                | (Running, CompleteInProgress | FailTrainInProgress | StopInProgress | FailTrain)
+                | (CompleteInProgress, Complete | FailTrainInProgress | FailTrain)
+                | (FailTrainInProgress, FailTrain)
+                | (StopInProgress, Stopped)
+        )
     }
 }
 

@@ -89,7 +89,7 @@ impl TrainingSpec {
             return Err(ValidationError::new("nproc_per_node", format!("must be between 1 and {NPROC_PER_NODE_MAX}")));
         }
         datasets(&self.datasets)?;
-        if self.data_storage_size_gb % DATA_STORAGE_STEP_GB != 0 || self.data_storage_size_gb > DATA_STORAGE_MAX_GB {
+        if !self.data_storage_size_gb.is_multiple_of(DATA_STORAGE_STEP_GB) || self.data_storage_size_gb > DATA_STORAGE_MAX_GB {
             return Err(ValidationError::new(
                 "data_storage_size_gb",
                 format!("must be a multiple of {DATA_STORAGE_STEP_GB} GB and at most {DATA_STORAGE_MAX_GB} GB"),
@@ -279,7 +279,8 @@ mod tests {
         s.timeout_minutes = TIMEOUT_MINUTES_MAX;
         assert_eq!(s.validate(), Ok(()));
 
-        let cases: Vec<(&str, Box<dyn Fn(&mut TrainingSpec)>)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut TrainingSpec)>);
+        let cases: Vec<Case> = vec![
             ("hyperparameters", Box::new(|s| s.hyperparameters = hp(101))),
             ("datasets", Box::new(|s| s.datasets = ds(11))),
             ("data_storage_size_gb", Box::new(|s| s.data_storage_size_gb = 2050)),

@@ -141,9 +141,9 @@ pub(crate) fn commit(store: &Store, plans: &[Plan]) -> Result<(), Error> {
 
 /// Marks for removal every entry in `range`: those stored, and those earlier plans of
 /// this commit appended.
-fn remove_range<'a>(
+fn remove_range(
     store: &Store,
-    entries: &mut BTreeMap<u64, Option<&'a Entry>>,
+    entries: &mut BTreeMap<u64, Option<&Entry>>,
     range: impl std::ops::RangeBounds<u64> + Clone,
 ) -> Result<(), Error> {
     let keys = (map_bound(range.start_bound()), map_bound(range.end_bound()));

@@ -36,6 +36,9 @@ pub struct WorkerView {
     pub stopping: bool,
 }
 
+// A plan holds a handful of actions for a moment: boxing the assignment would save
+// nothing worth the indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Start a worker; it adopts the container if there is one (after an agent restart).
