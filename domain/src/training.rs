@@ -89,7 +89,9 @@ impl TrainingSpec {
             return Err(ValidationError::new("nproc_per_node", format!("must be between 1 and {NPROC_PER_NODE_MAX}")));
         }
         datasets(&self.datasets)?;
-        if !self.data_storage_size_gb.is_multiple_of(DATA_STORAGE_STEP_GB) || self.data_storage_size_gb > DATA_STORAGE_MAX_GB {
+        if !self.data_storage_size_gb.is_multiple_of(DATA_STORAGE_STEP_GB)
+            || self.data_storage_size_gb > DATA_STORAGE_MAX_GB
+        {
             return Err(ValidationError::new(
                 "data_storage_size_gb",
                 format!("must be a multiple of {DATA_STORAGE_STEP_GB} GB and at most {DATA_STORAGE_MAX_GB} GB"),

@@ -125,10 +125,8 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     ));
     let deadline = tokio::spawn(controller::deadline::run(handle.clone(), cancel.clone()));
     let seeding = tokio::spawn(seed_catalog(handle.clone(), config.clone(), cancel.clone()));
-    let metrics = match config.metrics.listen {
-        Some(addr) => Some(tokio::spawn(crate::metrics::serve(addr, handle.clone(), cancel.clone()))),
-        None => None,
-    };
+    let metrics =
+        config.metrics.listen.map(|addr| tokio::spawn(crate::metrics::serve(addr, handle.clone(), cancel.clone())));
     let agent = config.agent.embedded.then(|| {
         let agent_config = crate::embedded_agent::agent_config(&config, &secrets);
         tokio::spawn(crate::embedded_agent::run(agent_config, cancel.child_token()))

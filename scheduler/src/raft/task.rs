@@ -318,11 +318,11 @@ impl RaftTask {
             }
             Event::SnapshotSaved(index) => {
                 self.snapshot_running = false;
-                if let Some((index, bytes)) = index {
-                    if index > self.last_snapshot_index {
-                        self.last_snapshot_index = index;
-                        self.last_snapshot_bytes = bytes;
-                    }
+                if let Some((index, bytes)) = index
+                    && index > self.last_snapshot_index
+                {
+                    self.last_snapshot_index = index;
+                    self.last_snapshot_bytes = bytes;
                 }
                 let applied = self.state_applied_index();
                 if self.snapshot_wanted && applied > self.last_snapshot_index {
@@ -352,10 +352,10 @@ impl RaftTask {
         let committed = rd.take_committed_entries();
         self.apply_entries(committed);
         for rs in rd.take_read_states() {
-            if let Some(seq) = self.own_seq(&rs.request_ctx) {
-                if let Some(read) = self.reads.remove(&seq) {
-                    let _ = read.reply.send(Ok(rs.index));
-                }
+            if let Some(seq) = self.own_seq(&rs.request_ctx)
+                && let Some(read) = self.reads.remove(&seq)
+            {
+                let _ = read.reply.send(Ok(rs.index));
             }
         }
         let after = rd.take_persisted_messages();
@@ -429,10 +429,10 @@ impl RaftTask {
                         Err(state::Rejected::Unsupported(e.to_string()))
                     }
                 };
-                if let Some(seq) = self.own_seq(&entry.context) {
-                    if let Some(reply) = self.proposals.remove(&seq) {
-                        replies.push((reply, entry.index, outcome));
-                    }
+                if let Some(seq) = self.own_seq(&entry.context)
+                    && let Some(reply) = self.proposals.remove(&seq)
+                {
+                    replies.push((reply, entry.index, outcome));
                 }
             }
         }

@@ -24,6 +24,9 @@ impl From<CommandV1> for Command {
     }
 }
 
+// Commands are decoded once per entry and applied at once: a training form inline
+// costs nothing that boxing it would save.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CommandV1 {

@@ -5,6 +5,8 @@
 use gantry_domain::{Experiment, Image, InstanceType, Node, Placement, Training, ValidationError};
 use serde::{Deserialize, Serialize};
 
+// An outcome lives from apply to the waiting client's answer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Applied {
     Done,
