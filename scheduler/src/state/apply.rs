@@ -148,6 +148,19 @@ fn register_node(
     now_ms: u64,
 ) -> Outcome {
     gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
+    // A GPU is one physical device: a UUID another node already reports is a
+    // misconfigured fake inventory or a cloned host, and placement would hand the same
+    // device out twice.
+    for (i, gpu) in inventory.gpus.iter().enumerate() {
+        if let Some(other) =
+            state.nodes.values().find(|n| n.id != hostname && n.inventory.gpus.iter().any(|g| g.uuid == gpu.uuid))
+        {
+            return Err(Rejected::invalid(
+                format!("inventory.gpus[{i}].uuid"),
+                format!("GPU {} is already registered by node '{}'", gpu.uuid, other.id),
+            ));
+        }
+    }
     let node = state.nodes.entry(hostname.clone()).or_insert_with(|| Node {
         id: hostname.clone(),
         hostname: hostname.clone(),
@@ -415,7 +428,15 @@ fn report_container(
             "rank {rank} of workload '{workload_id}' is not assigned to node '{node_id}'"
         )));
     }
-    let slot = &mut w.phases[rank as usize];
+    // One phase per placed rank. A state restored from an older snapshot may lack them:
+    // fill in rather than index past the end (apply must never panic).
+    let ranks = w.placement.as_ref().map_or(0, |p| p.assignments.len());
+    if w.phases.len() != ranks {
+        w.phases.resize(ranks, ContainerPhase::Pending);
+    }
+    let Some(slot) = w.phases.get_mut(rank as usize) else {
+        return Err(Rejected::precondition(format!("workload '{workload_id}' has no rank {rank}")));
+    };
     let WorkloadOwner::Training { project, name } = w.owner.clone();
     if slot.may_become(phase) {
         *slot = phase;

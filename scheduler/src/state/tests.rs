@@ -294,3 +294,65 @@ fn a_create_outside_the_grants_is_rejected_at_apply_and_changes_nothing() {
     assert_eq!(state.projects, before.projects);
     assert!(state.workloads.is_empty());
 }
+
+fn node(name: &str, gpus: &[&str]) -> CommandV1 {
+    CommandV1::RegisterNode {
+        hostname: name.into(),
+        address: String::new(),
+        inventory: NodeInventory {
+            cpu_millis: 8000,
+            memory_mib: 8192,
+            disk_mib: 0,
+            gpus: gpus.iter().map(|u| Gpu { uuid: u.to_string(), model: "A100-80GB".into(), memory_mib: 1 }).collect(),
+        },
+        now_ms: 1,
+    }
+}
+
+#[test]
+fn regression_a_gpu_uuid_another_node_reports_is_rejected() {
+    let mut state = cpu_catalog();
+    apply(&mut state, 3, node("a", &["GPU-1", "GPU-2"]).into()).unwrap();
+    let before = state.nodes.clone();
+    let err = apply(&mut state, 4, node("b", &["GPU-3", "GPU-2"]).into()).unwrap_err();
+    assert!(
+        matches!(&err, super::Rejected::InvalidArgument { field, .. } if field == "inventory.gpus[1].uuid"),
+        "{err:?}"
+    );
+    assert_eq!(state.nodes, before, "node b must not be registered");
+    // The node that owns the GPU may register it again (a restart), and b without it.
+    apply(&mut state, 5, node("a", &["GPU-1", "GPU-2"]).into()).unwrap();
+    apply(&mut state, 6, node("b", &["GPU-3"]).into()).unwrap();
+}
+
+#[test]
+fn regression_a_report_for_a_workload_restored_without_phases_does_not_panic() {
+    let mut state = cpu_catalog();
+    apply(&mut state, 3, node("a", &[]).into()).unwrap();
+    let create = CommandV1::CreateTraining {
+        project: "p".into(),
+        id: "w1".into(),
+        experiment_id: "e1".into(),
+        request_id: String::new(),
+        spec: spec("t", "e", "it0", "cpu", 2),
+        now_ms: 1,
+    };
+    apply(&mut state, 4, create.into()).unwrap();
+    let a = || Assignment { node_id: "a".into(), gpu_uuids: vec![] };
+    let placement = Placement { assignments: vec![a(), a()] };
+    apply(&mut state, 5, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 2 }.into()).unwrap();
+    // As an older snapshot, written before phases were recorded, would restore it.
+    state.workloads.get_mut("w1").unwrap().phases.clear();
+    let report = |rank| CommandV1::ReportContainer {
+        node_id: "a".into(),
+        workload_id: "w1".into(),
+        rank,
+        phase: super::ContainerPhase::Running,
+        reason: String::new(),
+        now_ms: 3,
+    };
+    apply(&mut state, 6, report(1).into()).unwrap();
+    assert_eq!(state.workloads["w1"].phases.len(), 2);
+    assert_eq!(state.training("p", "t").unwrap().status, TrainingStatus::Running);
+    apply(&mut state, 7, report(2).into()).unwrap_err();
+}
