@@ -1,7 +1,11 @@
 //! The placement controller: pending workloads → `Place` commands, and explicit pending
 //! reasons for what does not fit.
 
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
 use std::time::Duration;
+
+use gantry_domain::Placement;
 
 use gantry_placement::{Problem, solve};
 use tokio_util::sync::CancellationToken;
@@ -37,9 +41,51 @@ pub fn plan(state: &State, now_ms: u64) -> Vec<CommandV1> {
     commands
 }
 
+/// Placements the state machine refused, each with the view of the nodes it was made
+/// on. Planning the same view again gives the same decision, which would be refused
+/// again, and every refusal is an applied entry that triggers the next plan: without
+/// this memory one bad decision loops through the raft log forever. A changed view
+/// (a node joined, a workload ended) clears the memory.
+#[derive(Debug, Default)]
+pub struct Refused {
+    view: u64,
+    placements: HashMap<String, Placement>,
+}
+
+impl Refused {
+    /// A fingerprint of what placement sees: free resources and GPUs of every node.
+    pub fn view_of(state: &State) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", state.node_snapshots()).hash(&mut h);
+        h.finish()
+    }
+
+    /// Drops the decisions already refused on this same view.
+    pub fn filter(&mut self, view: u64, commands: Vec<CommandV1>) -> Vec<CommandV1> {
+        if view != self.view {
+            self.view = view;
+            self.placements.clear();
+        }
+        commands
+            .into_iter()
+            .filter(|c| match c {
+                CommandV1::Place { workload_id, placement, .. } => self.placements.get(workload_id) != Some(placement),
+                _ => true,
+            })
+            .collect()
+    }
+
+    pub fn record(&mut self, view: u64, workload_id: String, placement: Placement) {
+        if view == self.view {
+            self.placements.insert(workload_id, placement);
+        }
+    }
+}
+
 /// Re-plans whenever the state changes (and at least every `interval`), on the leader.
 pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken) {
     let mut last_seen = 0;
+    let mut refused = Refused::default();
     let mut applied_changes = raft.applied_watch();
     loop {
         // Event-driven: a create is placed as soon as it is applied (this is on the path
@@ -54,14 +100,29 @@ pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken
             continue;
         }
         last_seen = applied;
-        let commands = plan(&raft.state(), now_ms());
+        let (commands, view) = {
+            let state = raft.state();
+            let view = Refused::view_of(&state);
+            (refused.filter(view, plan(&state, now_ms())), view)
+        };
         let proposals = commands.into_iter().map(|c| {
             let raft = raft.clone();
-            async move { (raft.propose(&Command::V1(c)).await, ()) }
+            async move {
+                let place = match &c {
+                    CommandV1::Place { workload_id, placement, .. } => Some((workload_id.clone(), placement.clone())),
+                    _ => None,
+                };
+                (raft.propose(&Command::V1(c)).await, place)
+            }
         });
-        for (result, ()) in futures::future::join_all(proposals).await {
+        for (result, place) in futures::future::join_all(proposals).await {
             match result {
-                Ok((_, Err(rejected))) => tracing::debug!(%rejected, "placement decision rejected at commit"),
+                Ok((_, Err(rejected))) => {
+                    tracing::warn!(%rejected, "placement decision rejected at commit");
+                    if let Some((workload_id, placement)) = place {
+                        refused.record(view, workload_id, placement);
+                    }
+                }
                 Err(e) => tracing::debug!(error = %e, "placement proposal failed"),
                 Ok(_) => {}
             }
@@ -157,6 +218,29 @@ mod tests {
         assert!(s.training("p", "t1").unwrap().status_reason.contains("GPU"));
         // The same reason is not proposed again.
         assert!(plan(&s, 11).is_empty());
+    }
+
+    #[test]
+    fn regression_a_refused_decision_is_not_proposed_again_on_the_same_view() {
+        let s = setup(4);
+        let mut refused = Refused::default();
+        let view = Refused::view_of(&s);
+        let cmds = refused.filter(view, plan(&s, 10));
+        let [CommandV1::Place { workload_id, placement, .. }] = &cmds[..] else { panic!("{cmds:?}") };
+        refused.record(view, workload_id.clone(), placement.clone());
+        // The refusal is applied, the controller plans again on the same nodes: nothing.
+        assert!(refused.filter(view, plan(&s, 11)).is_empty());
+        // The nodes change (another one joins): the decision is tried again.
+        let mut s = s;
+        let node = CommandV1::RegisterNode {
+            hostname: "n2".into(),
+            address: "10.0.0.2".into(),
+            inventory: NodeInventory { cpu_millis: 1000, memory_mib: 1024, disk_mib: 0, gpus: vec![] },
+            now_ms: 5,
+        };
+        apply(&mut s, 60, Command::V1(node)).unwrap();
+        let view = Refused::view_of(&s);
+        assert_eq!(refused.filter(view, plan(&s, 12)).len(), 1);
     }
 
     #[test]
