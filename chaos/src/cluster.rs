@@ -416,6 +416,24 @@ impl ProcessCluster {
         }
     }
 
+    /// SIGSTOPs replica `i`: it stays alive with its sockets open but answers nothing (a
+    /// hung process, a long GC pause, a VM frozen by its host). Undo with
+    /// [`ProcessCluster::resume`]; a paused replica is resumed before it is killed.
+    pub fn pause(&self, i: usize) -> anyhow::Result<()> {
+        self.signal_running(i, Signal::SIGSTOP)
+    }
+
+    /// SIGCONTs replica `i` after [`ProcessCluster::pause`].
+    pub fn resume(&self, i: usize) -> anyhow::Result<()> {
+        self.signal_running(i, Signal::SIGCONT)
+    }
+
+    fn signal_running(&self, i: usize, sig: Signal) -> anyhow::Result<()> {
+        let process = self.process(i);
+        let child = process.child.as_ref().ok_or_else(|| anyhow::anyhow!("replica {i} is not running"))?;
+        Self::signal(child, sig)
+    }
+
     /// SIGKILLs replica `i` (a crash: no drain, no flush beyond what was fsynced) and
     /// reaps it. A replica that is not running is left alone.
     pub async fn kill(&self, i: usize) -> anyhow::Result<()> {

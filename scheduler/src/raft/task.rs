@@ -114,6 +114,8 @@ pub struct RaftTask {
     /// raft-rs is told about it once raft also has it persisted.
     applied_target: u64,
     last_rejoin_request: Option<Instant>,
+    /// (term, leader id) as of the last check: waiting proposals belong to it.
+    regime: (u64, u64),
     counters: Arc<Counters>,
 }
 
@@ -163,6 +165,7 @@ impl RaftTask {
             unreachable: HashMap::new(),
             applied_target: last_snapshot_index,
             last_rejoin_request: None,
+            regime: (0, 0),
             counters: parts.counters,
         }
     }
@@ -336,11 +339,29 @@ impl RaftTask {
         }
     }
 
+    /// Fails every waiting proposal the moment the term or the leader changes. The change
+    /// happens inside `step` or `tick`, before the Ready that reports it, so it is
+    /// compared with the regime last seen here, not with one taken at the Ready.
+    fn on_regime_change(&mut self) {
+        let now = (self.raw.raft.term, self.raw.raft.leader_id);
+        if now == self.regime {
+            return;
+        }
+        self.regime = now;
+        // Proposals made under the old leader (here or forwarded to it) may still commit
+        // under the new one, or may be overwritten or lost on the way: their outcome is
+        // unknown to us. Clients retry with the same request id, which makes the retry
+        // safe.
+        for (_, reply) in self.proposals.drain() {
+            let _ = reply.send(Err(ProposeError::LeadershipLost));
+        }
+    }
+
     fn handle_ready(&mut self) {
+        self.on_regime_change();
         if !self.raw.has_ready() {
             return;
         }
-        let regime = (self.raw.raft.term, self.raw.raft.leader_id);
         let mut rd = self.raw.ready();
         Counters::add(&self.counters.readies, 1);
         self.transport.send(rd.take_messages());
@@ -376,15 +397,7 @@ impl RaftTask {
         self.raw.advance_append_async(rd);
         self.sync_applied();
         self.publish_view();
-        if regime != (self.raw.raft.term, self.raw.raft.leader_id) {
-            // Proposals made under the old leader (here or forwarded to it) may still
-            // commit under the new one, or may be overwritten or lost on the way: their
-            // outcome is unknown to us. Clients retry with the same request id, which
-            // makes the retry safe.
-            for (_, reply) in self.proposals.drain() {
-                let _ = reply.send(Err(ProposeError::LeadershipLost));
-            }
-        }
+        self.on_regime_change();
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
