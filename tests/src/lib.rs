@@ -24,8 +24,8 @@ use anyhow::Context as _;
 use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
 use gantry_proto::v1::{self as pb, GetClusterStatusRequest, ListImagesRequest, ListInstanceTypesRequest, ReadOptions};
 use gantry_scheduler::config::{
-    AuthConfig, CatalogConfig, Config, ControllerConfig, MetricsConfig, RaftConfig, ReplicaConfig, TlsConfig,
-    TokenConfig,
+    AuthConfig, CatalogConfig, Config, ControllerConfig, GrantConfig, MetricsConfig, RaftConfig, ReplicaConfig,
+    StorageConfig, TlsConfig, TokenConfig,
 };
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -97,6 +97,11 @@ impl Sandbox {
     }
 
     pub async fn start_with(opts: SandboxOptions) -> anyhow::Result<Sandbox> {
+        Self::start_with_grants(opts, Vec::new()).await
+    }
+
+    /// [`Sandbox::start_with`] with storage grants seeded at startup.
+    pub async fn start_with_grants(opts: SandboxOptions, grants: Vec<GrantConfig>) -> anyhow::Result<Sandbox> {
         gantry_pki::install_crypto_provider();
         let dir = tempfile::Builder::new().prefix("gantry-sandbox-").tempdir()?;
         let tls = gantry_pki::ensure_dev_pki(&dir.path().join("pki"), &[])?;
@@ -131,6 +136,7 @@ impl Sandbox {
             },
             // No fixed ports: sandboxes run in parallel.
             metrics: MetricsConfig { listen: metrics_addr },
+            storage: StorageConfig { grants },
             // A single replica (no peers); anything newer at its default.
             ..Config::default()
         };

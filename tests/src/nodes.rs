@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use gantry_agent::runtime::{ContainerInfo, ContainerRuntime, DockerConfig, DockerRuntime, LabelSelector, labels};
 use gantry_chaos::{AgentOptions, AgentProcess};
 use gantry_proto::v1::{self as pb, GetNodeRequest, GetTrainingRequest, TrainingLogsRequest};
+use gantry_scheduler::config::GrantConfig;
 use tempfile::TempDir;
 
 pub use crate::eventually_within as wait_for;
@@ -43,6 +44,24 @@ impl NodeKit {
         let cluster = format!("t{:016x}", rand::random::<u64>());
         let storage = tempfile::Builder::new().prefix("gantry-nodes-").tempdir()?;
         Ok(NodeKit { sandbox: Some(sandbox), cluster, docker, agents: Vec::new(), storage })
+    }
+
+    /// [`NodeKit::start`] with [`TEAM_A`] granted to read and write the kit's storage
+    /// directory (and nothing else).
+    pub async fn start_granted(opts: SandboxOptions) -> anyhow::Result<NodeKit> {
+        let docker = DockerRuntime::connect(&DockerConfig::default()).await.context("the tests need Docker")?;
+        ensure_image(&docker).await?;
+        let storage = tempfile::Builder::new().prefix("gantry-nodes-").tempdir()?;
+        let root = format!("file://{}", storage.path().display());
+        let grant = GrantConfig { project: TEAM_A.into(), read: Vec::new(), write: vec![root] };
+        let sandbox = Sandbox::start_with_grants(opts, vec![grant]).await?;
+        let cluster = format!("t{:016x}", rand::random::<u64>());
+        Ok(NodeKit { sandbox: Some(sandbox), cluster, docker, agents: Vec::new(), storage })
+    }
+
+    /// The kit's storage directory (granted to [`TEAM_A`] by [`NodeKit::start_granted`]).
+    pub fn storage_root(&self) -> &std::path::Path {
+        self.storage.path()
     }
 
     pub fn sandbox(&self) -> &Sandbox {
