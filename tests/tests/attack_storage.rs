@@ -38,6 +38,9 @@ async fn refused(kit: &NodeKit, name: &str, needles: &[&str]) -> anyhow::Result<
     Ok(t.status_reason)
 }
 
+/// A change to a training spec.
+type Edit<'a> = dyn Fn(&mut pb::TrainingSpec) + 'a;
+
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
@@ -61,7 +64,7 @@ async fn links_fifos_and_linked_outputs_in_a_granted_root_fail_the_training_befo
     std::fs::write(host.path().join("keep"), "host file")?;
     symlink(host.path(), kit.dir("out").join("evil"))?;
 
-    let cases: [(&str, &dyn Fn(&mut pb::TrainingSpec), &[&str]); 5] = [
+    let cases: [(&str, &Edit, &[&str]); 5] = [
         (
             "shadow-file",
             &|s| s.datasets = vec![dataset("train", kit.url("data/shadow"))],
@@ -151,7 +154,11 @@ async fn requirements_with_index_vcs_path_or_outside_includes_are_refused_by_lin
             &["requirements.txt line 2: git+https://github.com/psf/requests.git#egg=requests is not allowed", "VCS"],
         ),
         ("local-path", "./vendored/pkg\n", &["requirements.txt line 1: ./vendored/pkg is not allowed", "local path"]),
-        ("abs-path", "gantryprobe\n/etc/passwd\n", &["requirements.txt line 2: /etc/passwd is not allowed", "local path"]),
+        (
+            "abs-path",
+            "gantryprobe\n/etc/passwd\n",
+            &["requirements.txt line 2: /etc/passwd is not allowed", "local path"],
+        ),
         ("editable", "-e .\n", &["requirements.txt line 1: -e is not allowed"]),
         (
             "outside-include",

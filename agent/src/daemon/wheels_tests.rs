@@ -58,7 +58,7 @@ fn a_missing_include_and_includes_through_links_or_fifos_are_refused_without_han
     assert!(collect(&fd).unwrap_err().contains("symbolic link"));
 
     std::fs::write(t.path().join("requirements.txt"), "-r pipe.txt\n").unwrap();
-    rustix::fs::mkfifoat(rustix::fs::CWD, &t.path().join("pipe.txt"), rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
+    rustix::fs::mkfifoat(rustix::fs::CWD, t.path().join("pipe.txt"), rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
     assert!(collect(&fd).unwrap_err().contains("FIFO"));
 }
 
@@ -70,7 +70,7 @@ fn a_requirements_file_that_is_a_link_or_fifo_is_refused() {
     let e = collect(&fd).unwrap_err();
     assert!(e.starts_with("requirements.txt: ") && e.contains("symbolic link"), "{e}");
     std::fs::remove_file(t.path().join("requirements.txt")).unwrap();
-    rustix::fs::mkfifoat(rustix::fs::CWD, &t.path().join("requirements.txt"), rustix::fs::Mode::from_raw_mode(0o644))
+    rustix::fs::mkfifoat(rustix::fs::CWD, t.path().join("requirements.txt"), rustix::fs::Mode::from_raw_mode(0o644))
         .unwrap();
     assert!(collect(&fd).unwrap_err().contains("FIFO"));
 }

@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn a_fifo_is_reported_not_waited_on_and_a_missing_path_is_named() {
         let t = tempfile::tempdir().unwrap();
-        rustix::fs::mkfifoat(rustix::fs::CWD, &t.path().join("pipe"), Mode::from_raw_mode(0o644)).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, t.path().join("pipe"), Mode::from_raw_mode(0o644)).unwrap();
         std::fs::write(t.path().join("file"), b"x").unwrap();
         let (root, _) = open_root(t.path()).unwrap();
         let e = walk(&root, t.path(), &segs("pipe"), false).unwrap_err();

@@ -64,11 +64,7 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, depth: usize, out: &mut Co
                 let target = dest_dir(dst, &name, &path)?;
                 copy_dir(&child, &target, &path, depth + 1, out)?;
             }
-            Some(FileType::RegularFile) => {
-                if copy_file(src, dst, &name, &path, out)? {
-                    out.files += 1;
-                }
-            }
+            Some(FileType::RegularFile) => copy_file(src, dst, &name, &path, out)?,
             Some(other) => skip(out, &path, other),
         }
     }
@@ -96,15 +92,15 @@ fn dest_dir(dst: &OwnedFd, name: &OsStr, path: &Path) -> io::Result<OwnedFd> {
         .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display())))
 }
 
-/// Copies one regular file; `false` when it turned out not to be one (swapped since it
-/// was listed) and was skipped.
-fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, path: &Path, out: &mut Copied) -> io::Result<bool> {
+/// Copies one regular file, or skips it when it turned out not to be one (swapped since
+/// it was listed).
+fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, path: &Path, out: &mut Copied) -> io::Result<()> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let from = match rustix::fs::openat(src, name, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::LOOP) => {
             skip(out, path, FileType::Symlink);
-            return Ok(false);
+            return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
@@ -112,7 +108,7 @@ fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, path: &Path, out: &mut 
     let kind = file_type(&from)?;
     if kind != FileType::RegularFile {
         skip(out, path, kind);
-        return Ok(false);
+        return Ok(());
     }
     match type_at(dst, name)? {
         Some(FileType::Directory) => {
@@ -126,7 +122,8 @@ fn copy_file(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, path: &Path, out: &mut 
     let wflags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let to = rustix::fs::openat(dst, name, wflags, mode)?;
     io::copy(&mut std::fs::File::from(from), &mut std::fs::File::from(to))?;
-    Ok(true)
+    out.files += 1;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -163,7 +160,7 @@ mod tests {
         std::fs::write(src.path().join("ok.txt"), b"ok").unwrap();
         symlink("/etc/passwd", src.path().join("passwd")).unwrap();
         symlink(outside.path(), src.path().join("dirlink")).unwrap();
-        rustix::fs::mkfifoat(rustix::fs::CWD, &src.path().join("fifo"), Mode::from_raw_mode(0o644)).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, src.path().join("fifo"), Mode::from_raw_mode(0o644)).unwrap();
         let _sock = std::os::unix::net::UnixListener::bind(src.path().join("sock")).unwrap();
         let c = copy_tree(src.path(), &dest(dst.path())).unwrap();
         assert_eq!(c.files, 1);

@@ -117,6 +117,8 @@ pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, St
         Some(at) => Some(real(&open(&at)?)),
         None => None,
     };
+    // Linted before anything is made: a refused file leaves no trace on the node.
+    let wanted = wheels::collect(&source.fd)?;
     let outputs = Outputs {
         model: site.work_dir.join("model"),
         output: take(&mut located, "output_path")?,
@@ -131,7 +133,7 @@ pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, St
     for dir in [model, checkpoint, &site.tensorboard_dir] {
         mkdir(dir)?;
     }
-    let wheels = match wheels::collect(&source.fd)? {
+    let wheels = match wanted {
         Some(wanted) => {
             let dest = site.work_dir.join("wheels");
             wheels::download(&wanted, &dest, site.pip).await?;
@@ -206,3 +208,7 @@ fn check_entry_point(source: &Opened, entry_point: &str, path: &gantry_domain::S
         Err(_) => Err(not_found()),
     }
 }
+
+#[cfg(test)]
+#[path = "prepare_tests.rs"]
+mod tests;
