@@ -205,7 +205,10 @@ impl Scratch {
         let write = |name: &str, lines: &[String]| {
             let mut text = lines.join("\n");
             text.push('\n');
-            std::fs::write(dir.path().join(name), text)
+            let path = dir.path().join(name);
+            std::fs::write(&path, text)?;
+            // Whatever the agent's umask: pip's user must read it, and only read it.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
         };
         write("requirements.txt", &wanted.requirements)?;
         write("constraints.txt", &wanted.constraints)?;

@@ -175,3 +175,15 @@ fn a_grant_root_that_links_into_a_denied_place_is_refused_by_its_real_path() {
     assert!(matches!(e, StorageError::Denied { .. }), "{e}");
     assert!(!state.join("x").exists());
 }
+
+#[test]
+fn percent_encoded_and_dot_segments_name_plain_directories_and_never_escape() {
+    let (t, s, g) = granted_root();
+    // No decoding happens anywhere: `%2e%2e` is a directory name like any other.
+    let at = s.locate(Some(&g), "datasets[0].path", Access::Read, &url(&t, "granted/%2e%2e/%2e%2e/etc")).unwrap();
+    assert_eq!(at.segments, ["%2e%2e", "%2e%2e", "etc"]);
+    assert!(s.open_dir(&at).unwrap_err().to_string().ends_with("granted/%2e%2e does not exist"));
+    let dotted = url(&t, "granted/./out");
+    let at = s.locate(Some(&g), "output_path", Access::Write, &dotted).unwrap();
+    assert_eq!(at.segments, ["out"]);
+}
