@@ -125,7 +125,7 @@ fn split_option(content: &str) -> (&str, Option<&str>) {
     if let Some((opt, value)) = head.split_once('=').filter(|_| head.starts_with("--")) {
         return (opt, Some(value));
     }
-    if !head.starts_with("--") && head.len() > 2 {
+    if !head.starts_with("--") && head.len() > 2 && head.is_char_boundary(2) {
         // A short option with its value attached: `-rbase.txt`.
         let (opt, value) = head.split_at(2);
         return (opt, Some(value));

@@ -124,6 +124,9 @@ fn malformed_specifiers_and_options_after_a_requirement_are_refused() {
         "pkg --config-settings=x=y",
         "pkg -x",
         "pkg==1.0 $(rm -rf /)",
+        "-é",
+        "pkgé",
+        "pkg ; python_version == 'é' and é",
     ] {
         let e = refused(line);
         assert_eq!(e.line, 1, "{line}");
