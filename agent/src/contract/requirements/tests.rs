@@ -176,3 +176,28 @@ fn a_continued_line_is_numbered_by_its_first_line() {
     let e = refused("numpy \\\n>=1\n\n\n-e .\n");
     assert_eq!(e.line, 5);
 }
+
+proptest::proptest! {
+    /// Whatever the file holds, the lint answers without panicking, and nothing it
+    /// accepts names a URL, a path or a variable, or carries an option other than --hash.
+    #[test]
+    fn accepted_lines_never_name_a_source_or_an_option(text in "(([a-z0-9 ._/:@$#~=<>!;\\[\\]'\"-]|\\\\|\n|é){0,60})") {
+        if let Ok(lines) = lint("requirements.txt", &[], &text) {
+            for line in lines {
+                match line {
+                    Line::Requirement(r) => {
+                        let spec = r.split(" --hash=").next().unwrap_or_default();
+                        let head = spec.split(';').next().unwrap_or_default();
+                        proptest::prop_assert!(!head.contains(['/', '@', '$', '~', ':']), "{r:?}");
+                        proptest::prop_assert!(!r.contains("://"), "{r:?}");
+                        proptest::prop_assert!(r.split_whitespace().all(|w| !w.starts_with('-') || w.starts_with("--hash=")), "{r:?}");
+                    }
+                    Line::Include { path, .. } => {
+                        proptest::prop_assert!(!path.is_empty());
+                        proptest::prop_assert!(path.iter().all(|s| s != ".." && s != "." && !s.is_empty() && !s.contains('/')), "{path:?}");
+                    }
+                }
+            }
+        }
+    }
+}
