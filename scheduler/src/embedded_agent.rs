@@ -17,6 +17,7 @@ pub fn agent_config(config: &Config, secrets: &Secrets) -> AgentConfig {
     agent.join_token = secrets.join_token.clone();
     agent.tls.insecure_dev = insecure;
     agent.tls.ca_cert = secrets.tls.as_ref().map(|t| t.ca_cert.clone());
+    agent.storage.deny = vec![config.replica.data_dir.clone()];
     agent.state_dir = config.agent.state_dir.clone().unwrap_or_else(|| {
         config
             .replica

@@ -108,6 +108,11 @@ impl Sandbox {
         Self::start_with(SandboxOptions::default()).await
     }
 
+    /// [`Sandbox::start_with`] with exactly `grants` seeded at startup.
+    pub async fn start_with_grants(opts: SandboxOptions, grants: Vec<GrantConfig>) -> anyhow::Result<Sandbox> {
+        Self::start_with(SandboxOptions { grants, ..opts }).await
+    }
+
     pub async fn start_with(opts: SandboxOptions) -> anyhow::Result<Sandbox> {
         gantry_pki::install_crypto_provider();
         let dir = tempfile::Builder::new().prefix("gantry-sandbox-").tempdir()?;

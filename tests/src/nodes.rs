@@ -18,10 +18,10 @@ use anyhow::Context as _;
 use gantry_agent::runtime::{ContainerInfo, ContainerRuntime, DockerConfig, DockerRuntime, LabelSelector, labels};
 use gantry_chaos::{AgentOptions, AgentProcess};
 use gantry_proto::v1::{self as pb, GetNodeRequest, GetTrainingRequest, TrainingLogsRequest};
+use gantry_scheduler::config::GrantConfig;
 use tempfile::TempDir;
 
 pub use crate::eventually_within as wait_for;
-use gantry_scheduler::config::GrantConfig;
 
 use crate::{ADMIN_TOKEN, Clients, JOIN_TOKEN, Sandbox, SandboxOptions, TEAM_A};
 
@@ -48,6 +48,11 @@ impl NodeKit {
         let sandbox = Sandbox::start_with(opts).await?;
         let cluster = format!("t{:016x}", rand::random::<u64>());
         Ok(NodeKit { sandbox: Some(sandbox), cluster, docker, agents: Vec::new(), storage })
+    }
+
+    /// The kit's storage directory (granted to [`TEAM_A`]).
+    pub fn storage_root(&self) -> &std::path::Path {
+        self.storage.path()
     }
 
     pub fn sandbox(&self) -> &Sandbox {

@@ -438,6 +438,10 @@ async fn requirements_are_installed_offline_and_a_failed_install_is_the_reason()
     let mut kit = NodeKit::start(SandboxOptions::default()).await?;
     let links = kit.dir("wheelhouse");
     probe_wheel(&links)?;
+    // pip runs as nobody on a node whose agent is root: the wheelhouse must be readable.
+    for dir in [links.parent().unwrap_or(&links), &links] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
     // The node's pip sees only the test's wheelhouse: no network, deterministic.
     let env = vec![
         ("PIP_NO_INDEX".to_string(), "1".to_string()),

@@ -39,6 +39,7 @@ pub mod distributed;
 pub mod env_name;
 pub mod launcher;
 pub mod paths;
+pub mod requirements;
 
 use std::collections::BTreeMap;
 

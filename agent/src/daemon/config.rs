@@ -21,8 +21,18 @@
 //! [gpu]
 //! source = "nvml"                           # "fake" (with a `fake` list) or "none"
 //!
+//! [storage]
+//! deny = ["/var/lib/gantry/scheduler"]      # never mounted or written, even if granted
+//!
 //! [storage.nas]
 //! "nas-01" = "/mnt/nas01"                   # nas://nas-01:/x → /mnt/nas01/x
+//!
+//! [requirements]                            # how pip downloads wheels on this host
+//! python = "python3"                        # must be executable by uid
+//! python_version = "3.11"                   # the workload image's Python and platforms
+//! platforms = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "any"]
+//! uid = 65534                               # pip's user when the agent runs as root
+//! gid = 65534
 //!
 //! [logs]
 //! max_file_bytes = 16777216
@@ -39,6 +49,8 @@ use crate::gpu::GpuConfig;
 use crate::inventory::ResourceOverrides;
 use crate::logstore::LogLimits;
 use crate::runtime::DockerConfig;
+
+use super::wheels::PipConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +74,7 @@ pub struct AgentConfig {
     pub resources: ResourceOverrides,
     pub storage: StorageConfig,
     pub logs: LogConfig,
+    pub requirements: PipConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +103,9 @@ impl Default for AgentTlsConfig {
 pub struct StorageConfig {
     /// NAS id → where that NAS is mounted on this host.
     pub nas: BTreeMap<String, PathBuf>,
+    /// Directories never mounted or written, whatever a project was granted, on top of
+    /// the built-in list (`storage::deny`): e.g. the scheduler's data directory.
+    pub deny: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +147,7 @@ impl Default for AgentConfig {
             resources: ResourceOverrides::default(),
             storage: StorageConfig::default(),
             logs: LogConfig::default(),
+            requirements: PipConfig::default(),
         }
     }
 }
@@ -234,6 +251,12 @@ impl AgentConfig {
         if self.logs.max_files == 0 || self.logs.max_file_bytes < 4096 {
             return Err(invalid("logs", "max_files must be at least 1 and max_file_bytes at least 4096"));
         }
+        if let Some(bad) = self.storage.deny.iter().find(|p| !p.is_absolute()) {
+            return Err(invalid("storage.deny", format!("'{}' must be an absolute path", bad.display())));
+        }
+        if self.requirements.python_version.is_empty() || self.requirements.platforms.is_empty() {
+            return Err(invalid("requirements", "python_version and platforms must be set"));
+        }
         for (id, dir) in &self.storage.nas {
             if !dir.is_absolute() {
                 return Err(invalid(&format!("storage.nas.{id}"), "must be an absolute path"));
@@ -280,13 +303,20 @@ mod tests {
             [gpu]
             source = "fake"
             fake = [{ uuid = "GPU-1", model = "A100-80GB", memory_mib = 81920 }]
+            [storage]
+            deny = ["/srv/gantry/scheduler"]
             [storage.nas]
             "nas-01" = "/mnt/nas01"
+            [requirements]
+            uid = 1000
+            gid = 1000
             "#,
         )
         .unwrap();
         assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
         assert_eq!(c.storage.nas["nas-01"], PathBuf::from("/mnt/nas01"));
+        assert_eq!(c.storage.deny, [PathBuf::from("/srv/gantry/scheduler")]);
+        assert_eq!((c.requirements.uid, c.requirements.python_version.as_str()), (1000, "3.11"));
     }
 
     #[test]
@@ -298,6 +328,7 @@ mod tests {
             ("", "tls.ca_cert"),
             ("[tls]\nca_cert = \"/x\"\n[storage.nas]\nn = \"rel\"", "storage.nas.n"),
             ("bogus = 1", "unknown field"),
+            ("[tls]\nca_cert = \"/x\"\n[storage]\ndeny = [\"rel\"]", "storage.deny"),
         ];
         for (text, field) in cases {
             let err = parse(text).unwrap_err();

@@ -20,7 +20,7 @@ mod metrics;
 pub mod reconcile;
 mod session;
 pub mod storage;
-mod wheels;
+pub mod wheels;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,7 +81,15 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
         cluster: config.cluster.clone(),
         node_id: node_id.clone(),
         region: config.region.clone(),
-        roots: storage::StorageRoots { nas: config.storage.nas.clone() },
+        storage: storage::Storage {
+            nas: config.storage.nas.clone(),
+            deny: storage::DenyList::new(
+                &config.state_dir,
+                &storage::deny::docker_socket(config.docker.socket.as_deref()),
+                &config.storage.deny,
+            ),
+        },
+        pip: config.requirements.clone(),
         state_dir: config.state_dir.clone(),
         log_limits: config.logs.limits(),
         stop_grace: config.stop_grace,

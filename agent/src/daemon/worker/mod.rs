@@ -28,7 +28,8 @@ pub use report::Reporter;
 
 use super::logs::LogRegistry;
 use super::reconcile::Key;
-use super::storage::{StorageRoots, copy_tree};
+use super::storage::{Storage, copy_tree};
+use super::wheels::PipConfig;
 use crate::contract::{EXIT_ENTRY_POINT_MISSING, EXIT_REQUIREMENTS_FAILED};
 use crate::logstore::{LogLimits, LogStore};
 use crate::runtime::{ContainerId, ContainerInfo, ContainerRuntime, ContainerState, RuntimeError};
@@ -52,7 +53,8 @@ pub struct WorkerEnv {
     pub cluster: String,
     pub node_id: String,
     pub region: String,
-    pub roots: StorageRoots,
+    pub storage: Storage,
+    pub pip: PipConfig,
     pub state_dir: PathBuf,
     pub log_limits: LogLimits,
     pub stop_grace: std::time::Duration,
@@ -68,7 +70,8 @@ impl WorkerEnv {
             cluster: &self.cluster,
             node_id: &self.node_id,
             region: &self.region,
-            roots: &self.roots,
+            storage: &self.storage,
+            pip: &self.pip,
             work_dir: self.work_dir(key),
             tensorboard_dir: self.state_dir.join("tensorboard").join(&key.workload_id).join(key.rank.to_string()),
         }
@@ -221,14 +224,27 @@ async fn upload(
             Err(reason) => return ("FAILED", reason),
         },
     };
+    let storage = env.storage.clone();
     let copy = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-        let mut n = copy_tree(&outputs.model, &outputs.output)
-            .map_err(|e| format!("copying the model to {}: {e}", outputs.output.display()))?;
-        if let Some(dest) = &outputs.checkpoint_output {
-            n += copy_tree(&outputs.checkpoint, dest)
-                .map_err(|e| format!("copying checkpoints to {}: {e}", dest.display()))?;
+        // Opened again, without following links: the output root may have changed
+        // since the run started.
+        let mut files = 0;
+        let pairs = std::iter::once((&outputs.model, &outputs.output))
+            .chain(outputs.checkpoint_output.as_ref().map(|c| (&outputs.checkpoint, c)));
+        for (from, to) in pairs {
+            let dest = storage.create_dir(to).map_err(|e| e.to_string())?;
+            let copied =
+                copy_tree(from, &dest.fd).map_err(|e| format!("{}: copying to {}: {e}", to.field, to.shown))?;
+            if !copied.skipped.is_empty() {
+                tracing::warn!(
+                    output = %to.shown,
+                    skipped = ?copied.skipped,
+                    "not copied: only regular files and directories leave a container"
+                );
+            }
+            files += copied.files;
         }
-        Ok(n)
+        Ok(files)
     })
     .await;
     match copy {

@@ -1,15 +1,19 @@
-//! From an assignment to a container spec: host directories resolved and created, the
-//! algorithm checked, wheels downloaded, the EasyMaker contract applied.
+//! From an assignment to a container spec: every storage path checked against the
+//! grants and the deny list before anything is touched, inputs opened without following
+//! links (their real directories are what Docker mounts, read-only), outputs created
+//! beneath their roots, the algorithm checked, wheels downloaded, the EasyMaker contract
+//! applied.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::PathBuf;
 
-use gantry_domain::{Algorithm, TrainingSpec};
+use gantry_domain::{Algorithm, StorageGrants, TrainingSpec};
 use gantry_proto::convert;
 use gantry_proto::v1::WorkAssignment;
 
-use super::super::storage::StorageRoots;
-use super::super::wheels;
+use super::super::storage::{Located, Opened, Storage};
+use super::super::wheels::{self, PipConfig};
 use crate::contract::{ContractInput, HostDirs, training_launch};
 use crate::runtime::{ContainerSpec, GantryLabels};
 
@@ -18,7 +22,8 @@ pub struct Site<'a> {
     pub cluster: &'a str,
     pub node_id: &'a str,
     pub region: &'a str,
-    pub roots: &'a StorageRoots,
+    pub storage: &'a Storage,
+    pub pip: &'a PipConfig,
     /// This container's working directories (model, checkpoints, wheels).
     pub work_dir: PathBuf,
     pub tensorboard_dir: PathBuf,
@@ -29,12 +34,12 @@ pub fn container_name(cluster: &str, workload_id: &str, rank: u32) -> String {
     format!("gantry-{cluster}-{workload_id}-{rank}")
 }
 
-/// The host directories of outputs, for the upload after a successful run.
+/// Where outputs are and go, for the upload after a successful run.
 pub struct Outputs {
     pub model: PathBuf,
-    pub output: PathBuf,
+    pub output: Located,
     pub checkpoint: PathBuf,
-    pub checkpoint_output: Option<PathBuf>,
+    pub checkpoint_output: Option<Located>,
 }
 
 pub struct Prepared {
@@ -43,7 +48,7 @@ pub struct Prepared {
     pub warnings: Vec<String>,
 }
 
-fn mkdir(path: &Path) -> Result<(), String> {
+fn mkdir(path: &std::path::Path) -> Result<(), String> {
     std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))
 }
 
@@ -52,67 +57,92 @@ fn training_spec(a: &WorkAssignment) -> Result<TrainingSpec, String> {
     convert::training_spec_from_wire(wire).map_err(|e| e.to_string())
 }
 
+/// The assignment's grants; none sent means nothing is granted.
+fn grants(a: &WorkAssignment) -> Result<Option<StorageGrants>, String> {
+    a.grants
+        .as_ref()
+        .map(|g| convert::storage_grants_from_wire("grants", g))
+        .transpose()
+        .map_err(|e| format!("the assignment's storage grants are malformed: {e}"))
+}
+
+/// Every storage path of the spec, by field, checked against the grants and the deny
+/// list (no side effects). The first refusal is the reason.
+fn locate(spec: &TrainingSpec, a: &WorkAssignment, storage: &Storage) -> Result<BTreeMap<String, Located>, String> {
+    let grants = grants(a)?;
+    spec.storage_paths()
+        .into_iter()
+        .map(|(field, access, path)| {
+            let at = storage.locate(grants.as_ref(), &field, access, path).map_err(|e| e.to_string())?;
+            Ok((field, at))
+        })
+        .collect()
+}
+
+fn take(located: &mut BTreeMap<String, Located>, field: &str) -> Result<Located, String> {
+    located.remove(field).ok_or_else(|| format!("{field}: not among the training's storage paths"))
+}
+
 /// Where a container's outputs are and go (no side effects).
 pub fn outputs(a: &WorkAssignment, site: &Site<'_>) -> Result<Outputs, String> {
     let spec = training_spec(a)?;
-    let output = site.roots.resolve("output_path", &spec.output_path).map_err(|e| e.to_string())?;
-    let checkpoint_output = match &spec.checkpoint_output_path {
-        Some(p) => Some(site.roots.resolve("checkpoint_output_path", p).map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let mut located = locate(&spec, a, site.storage)?;
     Ok(Outputs {
         model: site.work_dir.join("model"),
-        output,
+        output: take(&mut located, "output_path")?,
         checkpoint: site.work_dir.join("checkpoints"),
-        checkpoint_output,
+        checkpoint_output: located.remove("checkpoint_output_path"),
     })
+}
+
+fn real(o: &Opened) -> String {
+    o.real.display().to_string()
 }
 
 /// Builds the container spec. The error is the user-facing FAIL TRAIN reason.
 pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, String> {
     let spec = training_spec(a)?;
-    let outputs = outputs(a, site)?;
-    let roots = site.roots;
+    let storage = site.storage;
+    let mut located = locate(&spec, a, storage)?;
+    let open = |at: &Located| storage.open_dir(at).map_err(|e| format!("{e} (node {})", site.node_id));
     let Algorithm::Own { path, entry_point } = &spec.algorithm;
-    let source = roots.resolve("algorithm.path", path).map_err(|e| e.to_string())?;
-    if !source.is_dir() {
-        return Err(format!("algorithm.path: {path} does not exist on node {}", site.node_id));
-    }
-    if !source.join(entry_point).is_file() {
-        return Err(format!("entry point {entry_point} not found in {path}"));
-    }
+    let source = open(&take(&mut located, "algorithm_path")?)?;
+    check_entry_point(&source, entry_point, path)?;
     let mut datasets = BTreeMap::new();
     for (i, ds) in spec.datasets.iter().enumerate() {
-        let dir = roots.resolve(&format!("datasets[{i}].path"), &ds.path).map_err(|e| e.to_string())?;
-        if !dir.is_dir() {
-            return Err(format!("datasets[{i}] ({}): {} does not exist on node {}", ds.name, ds.path, site.node_id));
-        }
-        datasets.insert(ds.name.clone(), dir.display().to_string());
+        let dir = open(&take(&mut located, &format!("datasets[{i}].path"))?)?;
+        datasets.insert(ds.name.clone(), real(&dir));
     }
-    let checkpoint_input = match &spec.checkpoint_input_path {
-        Some(p) => {
-            let dir = roots.resolve("checkpoint_input_path", p).map_err(|e| e.to_string())?;
-            if !dir.is_dir() {
-                return Err(format!("checkpoint_input_path: {p} does not exist on node {}", site.node_id));
-            }
-            Some(dir.display().to_string())
-        }
+    let checkpoint_input = match located.remove("checkpoint_input_path") {
+        Some(at) => Some(real(&open(&at)?)),
         None => None,
     };
+    // Linted before anything is made: a refused file leaves no trace on the node.
+    let wanted = wheels::collect(&source.fd)?;
+    let outputs = Outputs {
+        model: site.work_dir.join("model"),
+        output: take(&mut located, "output_path")?,
+        checkpoint: site.work_dir.join("checkpoints"),
+        checkpoint_output: located.remove("checkpoint_output_path"),
+    };
+    // Made now, so an output path that cannot be written fails before the run.
+    for at in std::iter::once(&outputs.output).chain(&outputs.checkpoint_output) {
+        storage.create_dir(at).map_err(|e| e.to_string())?;
+    }
     let (model, checkpoint) = (&outputs.model, &outputs.checkpoint);
     for dir in [model, checkpoint, &site.tensorboard_dir] {
         mkdir(dir)?;
     }
-    let requirements = source.join("requirements.txt");
-    let wheels = if requirements.is_file() {
-        let dest = site.work_dir.join("wheels");
-        wheels::download(&requirements, &dest).await?;
-        Some(dest.display().to_string())
-    } else {
-        None
+    let wheels = match wanted {
+        Some(wanted) => {
+            let dest = site.work_dir.join("wheels");
+            wheels::download(&wanted, &dest, site.pip).await?;
+            Some(dest.display().to_string())
+        }
+        None => None,
     };
     let dirs = HostDirs {
-        source: source.display().to_string(),
+        source: real(&source),
         datasets,
         model: model.display().to_string(),
         checkpoint_input,
@@ -157,3 +187,28 @@ pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, St
     c.shm_bytes = Some((memory / 2).clamp(64 * 1024 * 1024, 16 * 1024 * 1024 * 1024));
     Ok(Prepared { spec: c, outputs, warnings: launch.warnings })
 }
+
+/// The entry point must be in the algorithm directory, reached without following a
+/// link on the host (the container resolves its own links, inside its own mounts).
+fn check_entry_point(source: &Opened, entry_point: &str, path: &gantry_domain::StoragePath) -> Result<(), String> {
+    use super::super::storage::{WalkError, walk};
+    let not_found = || format!("entry point {entry_point} not found in {path}");
+    let segs: Vec<&OsStr> = entry_point.split('/').filter(|s| !s.is_empty()).map(OsStr::new).collect();
+    let Some((name, dirs)) = segs.split_last() else { return Err(not_found()) };
+    let dir = match walk(&source.fd, std::path::Path::new(""), dirs, false) {
+        Ok(d) => d,
+        Err(WalkError::Missing(_)) => return Err(not_found()),
+        Err(e) => return Err(format!("entry point {entry_point} in {path}: {e}")),
+    };
+    match rustix::fs::statat(&dir, *name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory => {
+            Err(format!("entry point {entry_point} in {path} is a directory, not a script"))
+        }
+        Ok(_) => Ok(()),
+        Err(_) => Err(not_found()),
+    }
+}
+
+#[cfg(test)]
+#[path = "prepare_tests.rs"]
+mod tests;
