@@ -14,6 +14,7 @@
 //! | `controller` | leader-side reconcilers (placement) |
 //! | `metrics` | Prometheus text metrics |
 //! | `config`, `bootstrap`, `server` | process wiring |
+//! | `secret` | tokens in memory: redacted, compared in constant time |
 
 pub mod agents;
 pub mod api;
@@ -23,5 +24,6 @@ pub mod controller;
 pub mod embedded_agent;
 pub mod metrics;
 pub mod raft;
+pub mod secret;
 pub mod server;
 pub mod state;
