@@ -108,8 +108,11 @@ mod tests {
             peer: SocketAddr::from(([127, 0, 0, 1], port + 1)),
         };
         let all = [addrs(1, 1000), addrs(2, 2000), addrs(3, 3000)];
-        let tls =
-            TlsFiles { ca_cert: "/p/ca.pem".into(), cert: "/p/replica-2.pem".into(), key: "/p/replica-2-key.pem".into() };
+        let tls = TlsFiles {
+            ca_cert: "/p/ca.pem".into(),
+            cert: "/p/replica-2.pem".into(),
+            key: "/p/replica-2-key.pem".into(),
+        };
         let tokens = [("admin".to_string(), "t".repeat(20), "*".to_string())];
         let shared = SharedSettings {
             join_token: "join-0123456789abcdef",

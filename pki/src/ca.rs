@@ -31,9 +31,7 @@ pub fn init_ca(dir: &Path, force: bool) -> Result<CaFiles, Error> {
     pem_file::create_dir(dir)?;
     let _lock = pem_file::DirLock::acquire(dir)?;
     let files = CaFiles { cert: dir.join(CA_CERT), key: dir.join(CA_KEY) };
-    if !force
-        && let Some(existing) = [&files.cert, &files.key].into_iter().find(|p| p.exists())
-    {
+    if !force && let Some(existing) = [&files.cert, &files.key].into_iter().find(|p| p.exists()) {
         return Err(Error::CaExists { path: existing.clone() });
     }
     generate_named(dir, CLUSTER_CA_NAME)?;

@@ -73,9 +73,8 @@ pub fn ensure_dev_replica(dir: &Path, id: u64, server_names: &[String]) -> Resul
     let sans = dev_sans(server_names);
     let name = replica::replica_common_name(id);
     let files = TlsFiles::leaf(dir, dir, &name);
-    let is_replica = || {
-        pem_file::read_first_certificate(&files.cert).ok().and_then(|der| replica::replica_id_of(&der)) == Some(id)
-    };
+    let is_replica =
+        || pem_file::read_first_certificate(&files.cert).ok().and_then(|der| replica::replica_id_of(&der)) == Some(id);
     if ca_created || !leaf_fits(&files, &sans) || !is_replica() {
         let issuer = ca::load_issuer(dir)?;
         leaf::write(&issuer, &files, &name, &sans, Some(&replica::replica_uri(id)))?;

@@ -46,7 +46,9 @@ pub enum Error {
     LoadCa { path: PathBuf, source: rcgen::Error },
 
     /// `gantryctl pki init` would replace a CA that already signed certificates.
-    #[error("{path} already exists: a new CA would invalidate every certificate the old one signed (use --force to replace it)")]
+    #[error(
+        "{path} already exists: a new CA would invalidate every certificate the old one signed (use --force to replace it)"
+    )]
     CaExists { path: PathBuf },
 
     /// A replica id of 0: raft ids start at 1.

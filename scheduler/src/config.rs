@@ -111,7 +111,7 @@ pub struct RaftConfig {
     pub snapshot_every: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Plain TCP everywhere. For local experiments only; never on a network.
@@ -182,12 +182,6 @@ impl Default for RaftConfig {
         // 50 ms ticks, elections after 0.5–1 s of silence, heartbeats every 100 ms:
         // fail over within a second while tolerating a loaded 2-core machine.
         RaftConfig { tick: Duration::from_millis(50), election_ticks: 10, heartbeat_ticks: 2, snapshot_every: 10_000 }
-    }
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig { insecure_dev: false, ca_cert: None, cert: None, key: None, server_names: Vec::new() }
     }
 }
 
@@ -453,7 +447,7 @@ mod tests {
 
     #[test]
     fn debug_of_the_config_redacts_tokens() {
-        let mut c: Config = toml::from_str(
+        let c: Config = toml::from_str(
             "[auth]\njoin_token = \"join-secret-value-1234\"\n\
              [[auth.tokens]]\nname = \"a\"\ntoken = \"token-secret-value-1234\"\nproject = \"a\"\n",
         )

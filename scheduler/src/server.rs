@@ -40,8 +40,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         Some(files) => Some(gantry_pki::peer_client_tls(files)?),
         None => None,
     };
-    let peer_policy =
-        PeerPolicy::new(config.replica.id, config.peers.iter().map(|p| p.id), secrets.tls.is_some());
+    let peer_policy = PeerPolicy::new(config.replica.id, config.peers.iter().map(|p| p.id), secrets.tls.is_some());
     let opts = RaftOptions {
         id: config.replica.id,
         peers: config.peers.iter().map(|p| (p.id, p.url.clone())).collect(),

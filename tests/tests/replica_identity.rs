@@ -52,8 +52,21 @@ async fn only_member_replica_certificates_are_served_on_the_peer_port() -> anyho
         // Replica 4 is never started: its certificate is a real replica certificate of
         // this CA whose id is not in the membership.
         let written = gantryctl(&[
-            "pki", "issue", "replica", "--id", &id.to_string(), "--host", "localhost", "--host", "127.0.0.1",
-            "--dir", path(&ca_dir), "--out", path(&out), "-o", "json",
+            "pki",
+            "issue",
+            "replica",
+            "--id",
+            &id.to_string(),
+            "--host",
+            "localhost",
+            "--host",
+            "127.0.0.1",
+            "--dir",
+            path(&ca_dir),
+            "--out",
+            path(&out),
+            "-o",
+            "json",
         ])?;
         let written: serde_json::Value = serde_json::from_slice(&written.stdout)?;
         let field = |k: &str| written[k].as_str().map(PathBuf::from).context(format!("{k} missing: {written}"));
@@ -252,11 +265,7 @@ fn run_gantryctl(args: &[&str]) -> anyhow::Result<Output> {
 
 fn gantryctl(args: &[&str]) -> anyhow::Result<Output> {
     let output = run_gantryctl(args)?;
-    anyhow::ensure!(
-        output.status.success(),
-        "gantryctl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    anyhow::ensure!(output.status.success(), "gantryctl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     Ok(output)
 }
 

@@ -188,8 +188,20 @@ mod tests {
         assert!(format!("{err:#}").contains("--force"), "{err:#}");
 
         let cmd = parse(&[
-            "gantryctl", "pki", "issue", "replica", "--id", "2", "--host", "sched-2", "--host", "10.0.0.12", "--dir",
-            &ca_arg, "--out", &out_arg,
+            "gantryctl",
+            "pki",
+            "issue",
+            "replica",
+            "--id",
+            "2",
+            "--host",
+            "sched-2",
+            "--host",
+            "10.0.0.12",
+            "--dir",
+            &ca_arg,
+            "--out",
+            &out_arg,
         ]);
         let PkiCommand::Issue(IssueCommand::Replica(args)) = cmd else { panic!() };
         let w = issue_replica(&args).unwrap();

@@ -144,9 +144,7 @@ mod tests {
         let messages = senders
             .iter()
             .map(|&f| {
-                let mut m = Message::default();
-                m.from = f;
-                m.to = 1;
+                let m = Message { from: f, to: 1, ..Default::default() };
                 m.write_to_bytes().unwrap()
             })
             .collect();
