@@ -8,6 +8,8 @@ use anyhow::Context as _;
 pub const BIN_ENV: &str = "GANTRY_SCHEDULER_BIN";
 /// Environment variable naming the agent binary explicitly.
 pub const AGENT_BIN_ENV: &str = "GANTRY_AGENT_BIN";
+/// Environment variable naming the CLI binary explicitly.
+pub const GANTRYCTL_BIN_ENV: &str = "GANTRYCTL_BIN";
 
 /// A binary of the workspace the tests run.
 struct Bin {
@@ -18,6 +20,7 @@ struct Bin {
 
 const SCHEDULER: Bin = Bin { package: "gantry-scheduler", name: "gantry-scheduler", env: BIN_ENV };
 const AGENT: Bin = Bin { package: "gantry-agent", name: "gantry-agent", env: AGENT_BIN_ENV };
+const GANTRYCTL: Bin = Bin { package: "gantryctl", name: "gantryctl", env: GANTRYCTL_BIN_ENV };
 
 /// `$GANTRY_SCHEDULER_BIN`, else `gantry-scheduler` in the cargo profile directory of
 /// the running test (`target/<profile>/deps/<test>` → `target/<profile>/gantry-scheduler`).
@@ -38,6 +41,13 @@ pub fn scheduler_binary() -> anyhow::Result<PathBuf> {
 pub fn agent_binary() -> anyhow::Result<PathBuf> {
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     binary(&AGENT, &BUILT)
+}
+
+/// The `gantryctl` binary, found and built like [`scheduler_binary`] (`$GANTRYCTL_BIN`
+/// overrides): for tests that run the operator's commands as written in the README.
+pub fn gantryctl_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    binary(&GANTRYCTL, &BUILT)
 }
 
 fn binary(bin: &Bin, built: &std::sync::OnceLock<Result<(), String>>) -> anyhow::Result<PathBuf> {

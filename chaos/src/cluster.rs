@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!   base dir (tempdir, kept with GANTRY_KEEP_CHAOS_DIR=1 when a test fails)
-//!   ├── pki/                     one dev CA + leaf (localhost, 127.0.0.1), shared
+//!   ├── pki/                     one dev CA + one replica certificate per replica
+//!   │                            (replica-{id}.pem: localhost, 127.0.0.1), unless
+//!   │                            ClusterOptions::replica_tls brings its own
 //!   └── replica-{id}/
 //!       ├── scheduler.toml       explicit config: ports, peers, TLS, tokens, raft
 //!       ├── scheduler.log        stdout + stderr of every incarnation, appended
@@ -74,6 +76,11 @@ pub struct ClusterOptions {
     pub log_filter: String,
     /// The run's seed, printed with the base dir on failure paths.
     pub seed: Option<u64>,
+    /// Each replica's own TLS files, index `i` for raft id `i + 1` (e.g. made with
+    /// `gantryctl pki`); their certificates must be valid for `localhost` and
+    /// `127.0.0.1`. `None`: a development CA in `{base}/pki` issues one replica
+    /// certificate per replica.
+    pub replica_tls: Option<Vec<TlsFiles>>,
 }
 
 impl Default for ClusterOptions {
@@ -87,6 +94,7 @@ impl Default for ClusterOptions {
             heartbeat_ticks: 2,
             log_filter: "info".into(),
             seed: None,
+            replica_tls: None,
         }
     }
 }
@@ -94,6 +102,8 @@ impl Default for ClusterOptions {
 struct Replica {
     id: u64,
     api: SocketAddr,
+    peer: SocketAddr,
+    tls: TlsFiles,
     dir: PathBuf,
     data_dir: PathBuf,
     config: PathBuf,
@@ -112,7 +122,6 @@ struct Process {
 /// A running cluster of scheduler processes. See the module docs.
 pub struct ProcessCluster {
     dir: TempDir,
-    tls: TlsFiles,
     /// Set on a failure path: with [`KEEP_DIR_ENV`], Drop keeps the base dir.
     failed: AtomicBool,
     binary: PathBuf,
@@ -168,8 +177,25 @@ impl ProcessCluster {
 
     fn prepare(dir: TempDir, binary: PathBuf, options: &ClusterOptions) -> anyhow::Result<ProcessCluster> {
         let base = dir.path().to_path_buf();
-        let tls = gantry_pki::ensure_dev_pki(&base.join("pki"), &[]).context("cannot create the dev PKI")?;
-        let client_tls = gantry_pki::client_tls(&tls, "localhost").context("cannot build the client TLS config")?;
+        let tls: Vec<TlsFiles> = match &options.replica_tls {
+            Some(files) => {
+                anyhow::ensure!(
+                    files.len() == options.replicas,
+                    "replica_tls has {} entries for {} replicas",
+                    files.len(),
+                    options.replicas
+                );
+                files.clone()
+            }
+            None => (1..=options.replicas as u64)
+                .map(|id| gantry_pki::ensure_dev_replica(&base.join("pki"), id, &[]))
+                .collect::<Result<_, _>>()
+                .context("cannot create the dev PKI")?,
+        };
+        // The API does not require client certificates: the admin client trusts the CA
+        // and presents a token, like gantryctl.
+        let client_tls = gantry_pki::client_tls_ca_only(&tls[0].ca_cert, "localhost")
+            .context("cannot build the client TLS config")?;
 
         // Hold every listener until all ports are picked, so that no two coincide; the
         // replicas bind them right after (a small race with other processes, accepted).
@@ -192,7 +218,6 @@ impl ProcessCluster {
         let mut tokens = vec![("chaos-admin".to_string(), ADMIN_TOKEN.to_string(), "*".to_string())];
         tokens.extend(options.tokens.iter().cloned());
         let shared = SharedSettings {
-            tls: &tls,
             join_token: JOIN_TOKEN,
             tokens: &tokens,
             tick: options.tick,
@@ -205,11 +230,13 @@ impl ProcessCluster {
             let rdir = base.join(format!("replica-{}", a.id));
             std::fs::create_dir_all(&rdir)?;
             let config = rdir.join("scheduler.toml");
-            std::fs::write(&config, replica_config::render(&addrs, i, &shared)?)
+            std::fs::write(&config, replica_config::render(&addrs, i, &shared, &tls[i])?)
                 .with_context(|| format!("cannot write {}", config.display()))?;
             replicas.push(Replica {
                 id: a.id,
                 api: a.api,
+                peer: a.peer,
+                tls: tls[i].clone(),
                 data_dir: a.data_dir.clone(),
                 log: rdir.join("scheduler.log"),
                 config,
@@ -220,7 +247,6 @@ impl ProcessCluster {
         }
         Ok(ProcessCluster {
             dir,
-            tls,
             failed: AtomicBool::new(false),
             binary,
             log_filter: options.log_filter.clone(),
@@ -252,9 +278,21 @@ impl ProcessCluster {
         self.dir.path()
     }
 
-    /// The CA and the leaf every replica uses (for suites that start agents too).
+    /// Replica 0's CA, certificate and key. Every replica trusts the same CA (for
+    /// suites that start agents too); the certificate is replica 0's own.
     pub fn tls_files(&self) -> &TlsFiles {
-        &self.tls
+        &self.replicas[0].tls
+    }
+
+    /// Replica `i`'s CA, certificate and key.
+    pub fn replica_tls(&self, i: usize) -> &TlsFiles {
+        &self.replicas[i].tls
+    }
+
+    /// `https://127.0.0.1:{port}` of replica `i`'s raft peer port (mutual TLS, replica
+    /// certificates only).
+    pub fn peer_url(&self, i: usize) -> String {
+        format!("https://{}", self.replicas[i].peer)
     }
 
     pub fn data_dir(&self, i: usize) -> &Path {

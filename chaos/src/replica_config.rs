@@ -20,7 +20,6 @@ pub(crate) struct ReplicaAddrs {
 
 /// Settings every replica of one cluster shares.
 pub(crate) struct SharedSettings<'a> {
-    pub tls: &'a TlsFiles,
     pub join_token: &'a str,
     /// (name, token, project)
     pub tokens: &'a [(String, String, String)],
@@ -30,8 +29,14 @@ pub(crate) struct SharedSettings<'a> {
     pub snapshot_every: u64,
 }
 
-/// The config of `all[me]`, with every other entry of `all` as a peer.
-pub(crate) fn render(all: &[ReplicaAddrs], me: usize, shared: &SharedSettings<'_>) -> anyhow::Result<String> {
+/// The config of `all[me]`, with every other entry of `all` as a peer, serving and
+/// dialling with `tls` (its own replica certificate).
+pub(crate) fn render(
+    all: &[ReplicaAddrs],
+    me: usize,
+    shared: &SharedSettings<'_>,
+    tls: &TlsFiles,
+) -> anyhow::Result<String> {
     let this = all.get(me).ok_or_else(|| anyhow::anyhow!("replica index {me} out of range"))?;
     let path = |p: &PathBuf| Value::String(p.display().to_string());
     let int = |n: u64| -> anyhow::Result<Value> { Ok(Value::Integer(i64::try_from(n)?)) };
@@ -59,10 +64,11 @@ pub(crate) fn render(all: &[ReplicaAddrs], me: usize, shared: &SharedSettings<'_
     raft.insert("heartbeat_ticks".into(), int(shared.heartbeat_ticks as u64)?);
     raft.insert("snapshot_every".into(), int(shared.snapshot_every)?);
 
+    let files = tls;
     let mut tls = Table::new();
-    tls.insert("ca_cert".into(), path(&shared.tls.ca_cert));
-    tls.insert("cert".into(), path(&shared.tls.cert));
-    tls.insert("key".into(), path(&shared.tls.key));
+    tls.insert("ca_cert".into(), path(&files.ca_cert));
+    tls.insert("cert".into(), path(&files.cert));
+    tls.insert("key".into(), path(&files.key));
 
     let tokens = shared
         .tokens
@@ -102,10 +108,13 @@ mod tests {
             peer: SocketAddr::from(([127, 0, 0, 1], port + 1)),
         };
         let all = [addrs(1, 1000), addrs(2, 2000), addrs(3, 3000)];
-        let tls = TlsFiles { ca_cert: "/p/ca.pem".into(), cert: "/p/node.pem".into(), key: "/p/node-key.pem".into() };
+        let tls = TlsFiles {
+            ca_cert: "/p/ca.pem".into(),
+            cert: "/p/replica-2.pem".into(),
+            key: "/p/replica-2-key.pem".into(),
+        };
         let tokens = [("admin".to_string(), "t".repeat(20), "*".to_string())];
         let shared = SharedSettings {
-            tls: &tls,
             join_token: "join-0123456789abcdef",
             tokens: &tokens,
             tick: Duration::from_millis(50),
@@ -113,7 +122,7 @@ mod tests {
             heartbeat_ticks: 2,
             snapshot_every: 50,
         };
-        let text = render(&all, 1, &shared)?;
+        let text = render(&all, 1, &shared, &tls)?;
         let parsed: Table = toml::from_str(&text)?;
         assert_eq!(parsed["replica"]["id"].as_integer(), Some(2));
         assert_eq!(parsed["replica"]["data_dir"].as_str(), Some("/tmp/x \"2\"/data"));
@@ -122,6 +131,7 @@ mod tests {
         assert_eq!(parsed["peers"][1]["url"].as_str(), Some("https://127.0.0.1:3001"));
         assert_eq!(parsed["raft"]["snapshot_every"].as_integer(), Some(50));
         assert_eq!(parsed["auth"]["tokens"][0]["project"].as_str(), Some("*"));
+        assert_eq!(parsed["tls"]["cert"].as_str(), Some("/p/replica-2.pem"));
         Ok(())
     }
 }

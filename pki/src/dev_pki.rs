@@ -1,16 +1,21 @@
 //! Zero-configuration TLS for development clusters and tests: the first
-//! process to start creates a CA and a shared leaf; the others reuse them.
+//! process to start creates a CA; each replica gets its own replica leaf (the
+//! peer port accepts nothing else), and tools that only need some leaf of the
+//! CA share one.
 //!
 //! ```text
 //! dir/
-//!   ca.pem  ca-key.pem        self-signed CA (created once)
-//!   node.pem  node-key.pem    leaf, serverAuth + clientAuth, SANs:
-//!                             server_names + localhost, 127.0.0.1, ::1
+//!   ca.pem  ca-key.pem                self-signed CA (created once)
+//!   replica-{id}.pem  …-key.pem       replica leaf (ensure_dev_replica): CN
+//!                                     replica-{id}, SAN URI urn:gantry:replica:{id}
+//!   node.pem  node-key.pem            shared leaf (ensure_dev_pki), not a replica
+//!   (every leaf: serverAuth + clientAuth, SANs server_names + localhost,
+//!    127.0.0.1, ::1)
 //! ```
 
 use std::path::Path;
 
-use crate::{Error, TlsFiles, ca, inspect, leaf, pem_file};
+use crate::{Error, TlsFiles, ca, inspect, leaf, pem_file, replica};
 
 /// Names every dev leaf is valid for, so that a cluster on one machine works
 /// whichever loopback address a client dials.
@@ -43,7 +48,36 @@ pub fn ensure_dev_pki(dir: &Path, server_names: &[String]) -> Result<TlsFiles, E
     if ca_created || !leaf_fits(&files, &sans) {
         let issuer = ca::load_issuer(dir)?;
         let common_name = server_names.first().map_or("localhost", String::as_str);
-        leaf::write(&issuer, &files, common_name, &sans)?;
+        leaf::write(&issuer, &files, common_name, &sans, None)?;
+    }
+    Ok(files)
+}
+
+/// Like [`ensure_dev_pki`], but the leaf is replica `id`'s own certificate
+/// (`replica-{id}.pem`, see [`crate::issue_replica`]): what a development
+/// replica serves and dials its peers with. Reissued when missing, when the
+/// CA was just created, when it lacks a requested name, or when it is not a
+/// replica certificate of `id`.
+pub fn ensure_dev_replica(dir: &Path, id: u64, server_names: &[String]) -> Result<TlsFiles, Error> {
+    if id == 0 {
+        return Err(Error::InvalidReplicaId);
+    }
+    pem_file::create_dir(dir)?;
+    let _lock = pem_file::DirLock::acquire(dir)?;
+
+    let ca_created = !ca::exists(dir);
+    if ca_created {
+        ca::generate(dir)?;
+    }
+
+    let sans = dev_sans(server_names);
+    let name = replica::replica_common_name(id);
+    let files = TlsFiles::leaf(dir, dir, &name);
+    let is_replica =
+        || pem_file::read_first_certificate(&files.cert).ok().and_then(|der| replica::replica_id_of(&der)) == Some(id);
+    if ca_created || !leaf_fits(&files, &sans) || !is_replica() {
+        let issuer = ca::load_issuer(dir)?;
+        leaf::write(&issuer, &files, &name, &sans, Some(&replica::replica_uri(id)))?;
     }
     Ok(files)
 }
@@ -83,6 +117,22 @@ fn leaf_fits(files: &TlsFiles, sans: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_dev_replica_gets_its_own_replica_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = ensure_dev_replica(dir.path(), 1, &[]).unwrap();
+        let two = ensure_dev_replica(dir.path(), 2, &["sched-2".to_owned()]).unwrap();
+        assert_eq!(one.ca_cert, two.ca_cert);
+        let id = |f: &TlsFiles| replica::replica_id_of(&pem_file::read_first_certificate(&f.cert).unwrap());
+        assert_eq!((id(&one), id(&two)), (Some(1), Some(2)));
+        let before = std::fs::read(&two.cert).unwrap();
+        ensure_dev_replica(dir.path(), 2, &["sched-2".to_owned()]).unwrap();
+        assert_eq!(before, std::fs::read(&two.cert).unwrap(), "an existing replica leaf is reused");
+        // The shared dev leaf beside them is not a replica certificate.
+        let shared = ensure_dev_pki(dir.path(), &[]).unwrap();
+        assert_eq!(id(&shared), None);
+    }
 
     #[test]
     fn loopback_names_are_added_once() {

@@ -45,6 +45,16 @@ pub enum Error {
     #[error("loading ca from {path}")]
     LoadCa { path: PathBuf, source: rcgen::Error },
 
+    /// `gantryctl pki init` would replace a CA that already signed certificates.
+    #[error(
+        "{path} already exists: a new CA would invalidate every certificate the old one signed (use --force to replace it)"
+    )]
+    CaExists { path: PathBuf },
+
+    /// A replica id of 0: raft ids start at 1.
+    #[error("invalid replica id 0: replica ids start at 1")]
+    InvalidReplicaId,
+
     /// A leaf name that cannot be used as a file name.
     #[error("invalid certificate name {name:?}: use letters, digits, '.', '_' and '-'")]
     InvalidName { name: String },

@@ -34,6 +34,25 @@ pub(crate) fn subject_alt_names(der: &[u8]) -> Option<Vec<String>> {
     Some(names)
 }
 
+/// The URI entries of the certificate's subjectAltName (empty if it has
+/// none), or `None` if the certificate does not parse.
+pub(crate) fn uri_sans(der: &[u8]) -> Option<Vec<String>> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let Some(san) = cert.subject_alternative_name().ok()? else {
+        return Some(Vec::new());
+    };
+    let uris = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .collect();
+    Some(uris)
+}
+
 /// Canonical text of a SAN as rcgen would encode it: IPs normalised
 /// (`0:0::1` and `::1` are the same SAN), DNS names lowercased (they
 /// compare case-insensitively).

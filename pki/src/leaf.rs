@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
 };
 
 use crate::{Error, TlsFiles, ca, pem_file};
@@ -28,15 +29,26 @@ pub fn issue_leaf(ca_dir: &Path, out_dir: &Path, name: &str, sans: &[String]) ->
     let _lock = pem_file::DirLock::acquire(ca_dir)?;
     let issuer = ca::load_issuer(ca_dir)?;
     let files = TlsFiles::leaf(ca_dir, out_dir, name);
-    write(&issuer, &files, name, sans)?;
+    write(&issuer, &files, name, sans, None)?;
     Ok(files)
 }
 
 /// Signs a leaf for `name`/`sans` with `issuer` and writes it to
-/// `files.cert`/`files.key`. The caller holds the CA directory lock.
-pub(crate) fn write(issuer: &Issuer<'_, KeyPair>, files: &TlsFiles, name: &str, sans: &[String]) -> Result<(), Error> {
+/// `files.cert`/`files.key`. `uri` adds a URI SAN (how replica certificates are
+/// marked, see [`crate::replica`]). The caller holds the CA directory lock.
+pub(crate) fn write(
+    issuer: &Issuer<'_, KeyPair>,
+    files: &TlsFiles,
+    name: &str,
+    sans: &[String],
+    uri: Option<&str>,
+) -> Result<(), Error> {
     let generate_error = |source| Error::Generate { what: format!("leaf certificate {name:?}"), source };
     let mut params = CertificateParams::new(sans.to_vec()).map_err(generate_error)?;
+    if let Some(uri) = uri {
+        let uri = uri.try_into().map_err(generate_error)?;
+        params.subject_alt_names.push(SanType::URI(uri));
+    }
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, name);
     params.distinguished_name = subject;
@@ -56,7 +68,7 @@ pub(crate) fn write(issuer: &Issuer<'_, KeyPair>, files: &TlsFiles, name: &str, 
 }
 
 /// The name ends up in a file name, so it must not escape `out_dir` or hide.
-fn validate_name(name: &str) -> Result<(), Error> {
+pub(crate) fn validate_name(name: &str) -> Result<(), Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.starts_with('.') || !name.chars().all(allowed) {
         return Err(Error::InvalidName { name: name.to_owned() });

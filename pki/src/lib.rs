@@ -2,14 +2,15 @@
 //!
 //! Schedulers, agents and the CLI talk gRPC over TLS; schedulers and agents
 //! authenticate each other with client certificates from one CA and name the
-//! peer by the certificate's CommonName.
+//! peer by the certificate's CommonName. Replicas carry a mark no other
+//! certificate gets (see [`replica_id_of`]), which is what the Raft peer port checks.
 //!
 //! ```text
-//!  ensure_dev_pki / issue_leaf ──▶ PEM files ──▶ TlsFiles (config)
-//!                                                  │
-//!                      server_tls / client_tls ◀───┘
-//!                               │
-//!                   tonic Server / Channel ──▶ peer_common_name(&request)
+//!  init_ca / issue_replica / issue_leaf ──▶ PEM files ──▶ TlsFiles (config)
+//!  ensure_dev_pki / ensure_dev_replica                       │
+//!                          server_tls / client_tls ◀─────────┘
+//!                                   │
+//!   tonic Server / Channel ──▶ peer_common_name / peer_certificate(&request)
 //! ```
 //!
 //! Call [`install_crypto_provider`] first thing in every `main` and test.
@@ -24,9 +25,11 @@ mod node_identity;
 mod peer;
 mod pem_file;
 mod provider;
+mod replica;
 mod tonic_tls;
 
-pub use dev_pki::ensure_dev_pki;
+pub use ca::{CaFiles, init_ca};
+pub use dev_pki::{ensure_dev_pki, ensure_dev_replica};
 pub use error::Error;
 pub use files::TlsFiles;
 pub use leaf::issue_leaf;
@@ -35,4 +38,8 @@ pub use node_identity::{
 };
 pub use peer::peer_common_name;
 pub use provider::install_crypto_provider;
-pub use tonic_tls::{client_tls, client_tls_ca_only, server_tls};
+pub use replica::{
+    PeerCertificate, REPLICA_CN_PREFIX, REPLICA_URI_PREFIX, issue_replica, peer_certificate, replica_common_name,
+    replica_id_of, replica_uri,
+};
+pub use tonic_tls::{client_tls, client_tls_ca_only, peer_client_tls, server_tls};

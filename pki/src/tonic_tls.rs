@@ -37,6 +37,15 @@ pub fn client_tls(files: &TlsFiles, domain: &str) -> Result<ClientTlsConfig, Err
     Ok(client_tls_ca_only(&files.ca_cert, domain)?.identity(identity(files)?))
 }
 
+/// Client-side TLS for replica-to-replica links: presents `files.cert` (the
+/// replica's own certificate) and trusts only `files.ca_cert`. Unlike
+/// [`client_tls`] it fixes no server name, so each connection checks the
+/// certificate against the host of the URL it dials (a peer's `url`).
+pub fn peer_client_tls(files: &TlsFiles) -> Result<ClientTlsConfig, Error> {
+    let ca = Certificate::from_pem(pem_file::read_certificates(&files.ca_cert)?);
+    Ok(ClientTlsConfig::new().ca_certificate(ca).identity(identity(files)?))
+}
+
 /// Client-side TLS without a client certificate, trusting only `ca_cert`: for
 /// CLI users, against servers that do not require client certificates.
 pub fn client_tls_ca_only(ca_cert: &Path, domain: &str) -> Result<ClientTlsConfig, Error> {

@@ -12,6 +12,8 @@ use std::time::Duration;
 use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -109,7 +111,7 @@ pub struct RaftConfig {
     pub snapshot_every: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Plain TCP everywhere. For local experiments only; never on a network.
@@ -127,7 +129,7 @@ pub struct TlsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Agents present this once to join. Generated into `{data_dir}/join-token` if empty.
-    pub join_token: String,
+    pub join_token: Secret,
     pub tokens: Vec<TokenConfig>,
     /// Generate an admin token into `{data_dir}/admin-token` and a client config for
     /// `gantryctl` on first start (the embedded default).
@@ -140,7 +142,7 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub name: String,
-    pub token: String,
+    pub token: Secret,
     /// A project name, or `*` for a cluster-wide token.
     pub project: String,
 }
@@ -183,15 +185,9 @@ impl Default for RaftConfig {
     }
 }
 
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig { insecure_dev: false, ca_cert: None, cert: None, key: None, server_names: Vec::new() }
-    }
-}
-
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { join_token: String::new(), tokens: Vec::new(), bootstrap_admin: true, client_config: None }
+        AuthConfig { join_token: Secret::default(), tokens: Vec::new(), bootstrap_admin: true, client_config: None }
     }
 }
 
@@ -336,7 +332,7 @@ impl Config {
             self.tls.insecure_dev = parse("GANTRY_INSECURE_DEV", v)?;
         }
         if let Some(v) = var("GANTRY_JOIN_TOKEN") {
-            self.auth.join_token = v;
+            self.auth.join_token = v.into();
         }
         if let Some(v) = var("GANTRY_CLIENT_CONFIG") {
             self.auth.client_config = Some(PathBuf::from(v));
@@ -446,6 +442,21 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.raft.tick, Duration::from_millis(100));
         assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.auth.tokens[0].token.expose(), "0123456789abcdef0123");
+    }
+
+    #[test]
+    fn debug_of_the_config_redacts_tokens() {
+        let c: Config = toml::from_str(
+            "[auth]\njoin_token = \"join-secret-value-1234\"\n\
+             [[auth.tokens]]\nname = \"a\"\ntoken = \"token-secret-value-1234\"\nproject = \"a\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let shown = format!("{c:?}");
+        assert!(shown.contains("join_token: [redacted]"), "{shown}");
+        assert!(shown.contains("token: [redacted]"), "{shown}");
+        assert!(!shown.contains("secret-value"), "{shown}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub fn agent_config(config: &Config, secrets: &Secrets) -> AgentConfig {
     let insecure = secrets.tls.is_none();
     let scheme = if insecure { "http" } else { "https" };
     agent.schedulers = vec![format!("{scheme}://{}", config.replica.listen_api)];
-    agent.join_token = secrets.join_token.clone();
+    agent.join_token = secrets.join_token.expose().to_owned();
     agent.tls.insecure_dev = insecure;
     agent.tls.ca_cert = secrets.tls.as_ref().map(|t| t.ca_cert.clone());
     agent.storage.deny = vec![config.replica.data_dir.clone()];

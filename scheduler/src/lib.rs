@@ -14,6 +14,10 @@
 //! | `controller` | leader-side reconcilers (placement) |
 //! | `metrics` | Prometheus text metrics |
 //! | `config`, `bootstrap`, `server` | process wiring |
+//! | `secret` | tokens in memory: redacted, compared in constant time |
+
+// Tests may unwrap: a panic there is a failed test, not a crash on input.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod agents;
 pub mod api;
@@ -23,5 +27,6 @@ pub mod controller;
 pub mod embedded_agent;
 pub mod metrics;
 pub mod raft;
+pub mod secret;
 pub mod server;
 pub mod state;

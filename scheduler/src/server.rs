@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   listen_api  (TLS, bearer tokens) ── Cluster/Catalog/Node/Experiment/Training/Agent
-//!   listen_peer (mutual TLS)        ── RaftService ──▶ ready loop ──▶ State
+//!   listen_peer (mutual TLS,        ── RaftService ──▶ ready loop ──▶ State
+//!     replica certificates of members only: raft::PeerPolicy)
 //! ```
 
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::agents::AgentHub;
 use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, ProjectApi, TrainingApi};
 use crate::config::Config;
-use crate::raft::{self, MAX_MESSAGE_BYTES, RaftHandle, RaftOptions, RaftPeerService};
+use crate::raft::{self, MAX_MESSAGE_BYTES, PeerPolicy, RaftHandle, RaftOptions, RaftPeerService};
 use crate::state::{Command, CommandV1};
 use crate::{bootstrap, controller};
 
@@ -33,10 +34,13 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
 /// Runs the replica until `cancel` fires. Calls `ready` once both listeners accept.
 pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()) -> anyhow::Result<()> {
     let secrets = bootstrap::prepare(&config)?;
+    // Peers are dialled with this replica's own (replica) certificate, and each peer's
+    // certificate is checked against the host of its configured URL.
     let client_tls = match &secrets.tls {
-        Some(files) => Some(gantry_pki::client_tls(files, "localhost")?),
+        Some(files) => Some(gantry_pki::peer_client_tls(files)?),
         None => None,
     };
+    let peer_policy = PeerPolicy::new(config.replica.id, config.peers.iter().map(|p| p.id), secrets.tls.is_some());
     let opts = RaftOptions {
         id: config.replica.id,
         peers: config.peers.iter().map(|p| (p.id, p.url.clone())).collect(),
@@ -93,7 +97,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         .add_service(ExperimentServiceServer::new(ExperimentApi(ctx.clone())))
         .add_service(TrainingServiceServer::new(TrainingApi(ctx.clone())));
     let peer_router = peer.add_service(
-        RaftServiceServer::new(RaftPeerService::new(handle.clone()))
+        RaftServiceServer::new(RaftPeerService::new(handle.clone(), peer_policy))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     );

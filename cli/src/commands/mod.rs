@@ -7,6 +7,7 @@ pub mod experiment;
 pub mod image;
 pub mod instance_type;
 pub mod node;
+pub mod pki;
 pub mod project;
 pub mod training;
 
@@ -25,6 +26,10 @@ pub struct Context {
 
 /// Resolves the settings and runs the chosen command.
 pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<()> {
+    // Local files only: needs no server, token or client config.
+    if let Command::Pki(cmd) = cli.command {
+        return pki::run(cli.global.output, cmd);
+    }
     let config = Config::load(&cli.global, env)?;
     let ctx = Context { conn: Connector::new(&config)?, project: config.project, format: cli.global.output };
     match cli.command {
@@ -35,5 +40,6 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<()> {
         Command::Project(cmd) => project::run(&ctx, cmd).await,
         Command::Experiment(cmd) => experiment::run(&ctx, cmd).await,
         Command::Training(cmd) => training::run(&ctx, cmd).await,
+        Command::Pki(_) => unreachable!("handled before the config is loaded"),
     }
 }

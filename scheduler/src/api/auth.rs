@@ -1,9 +1,15 @@
 //! Admin API authentication: bearer tokens from the config, each scoped to one project
 //! or to the whole cluster.
+//!
+//! A presented token is compared with every configured one in constant time, and the
+//! loop never stops early: how long authentication takes says nothing about which
+//! token, or which prefix of one, was close. Tokens are held as [`Secret`], so `Debug`
+//! of the table prints `[redacted]`.
 
-use std::collections::HashMap;
-
+use subtle::{ConditionallySelectable as _, ConstantTimeEq as _};
 use tonic::{Request, Status};
+
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -56,12 +62,29 @@ impl Caller {
 
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    tokens: HashMap<String, Caller>,
+    tokens: Vec<(Secret, Caller)>,
 }
 
 impl Auth {
-    pub fn new(tokens: impl IntoIterator<Item = (String, Caller)>) -> Self {
+    pub fn new(tokens: impl IntoIterator<Item = (Secret, Caller)>) -> Self {
         Auth { tokens: tokens.into_iter().collect() }
+    }
+
+    /// The caller whose token is `presented`. Every configured token is compared, in
+    /// constant time, and the match is chosen with a constant-time select rather than a
+    /// branch. (Two entries with the same token: the last one wins.)
+    fn find(&self, presented: &[u8]) -> Option<&Caller> {
+        // usize has no ConditionallySelectable; a token table is far below u64::MAX.
+        const NONE: u64 = u64::MAX;
+        let mut found = NONE;
+        for (i, (secret, _)) in self.tokens.iter().enumerate() {
+            found = u64::conditional_select(&found, &(i as u64), secret.ct_eq(presented));
+        }
+        if bool::from(found.ct_eq(&NONE)) {
+            return None;
+        }
+        let i = usize::try_from(found).ok()?;
+        self.tokens.get(i).map(|(_, caller)| caller)
     }
 
     /// Reads `authorization: Bearer <token>`; missing or unknown → Unauthenticated.
@@ -75,7 +98,7 @@ impl Auth {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
-        self.tokens.get(token.trim()).cloned().ok_or_else(|| Status::unauthenticated("unknown token"))
+        self.find(token.trim().as_bytes()).cloned().ok_or_else(|| Status::unauthenticated("unknown token"))
     }
 }
 
@@ -85,8 +108,9 @@ mod tests {
 
     fn auth() -> Auth {
         Auth::new([
-            ("t-admin".to_string(), Caller { name: "admin".into(), scope: Scope::Cluster }),
-            ("t-a".to_string(), Caller { name: "a".into(), scope: Scope::Project("a".into()) }),
+            ("t-admin".into(), Caller { name: "admin".into(), scope: Scope::Cluster }),
+            ("t-a".into(), Caller { name: "a".into(), scope: Scope::Project("a".into()) }),
+            ("t-b".into(), Caller { name: "b".into(), scope: Scope::Project("b".into()) }),
         ])
     }
 
@@ -110,5 +134,26 @@ mod tests {
         assert_eq!(caller.authorize_cluster().unwrap_err().code(), tonic::Code::PermissionDenied);
         let admin = a.authenticate(&req(Some("Bearer t-admin"))).unwrap();
         assert!(admin.authorize_project("b").is_ok() && admin.authorize_cluster().is_ok());
+    }
+
+    #[test]
+    fn a_wrong_token_of_the_same_length_fails() {
+        let a = auth();
+        for wrong in ["T-a", "t-A", "t_a", "t-c"] {
+            let err = a.authenticate(&req(Some(&format!("Bearer {wrong}")))).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{wrong}");
+        }
+        // Every token of the table is found, not only the first or the last.
+        for (token, name) in [("t-admin", "admin"), ("t-a", "a"), ("t-b", "b")] {
+            assert_eq!(a.authenticate(&req(Some(&format!("Bearer {token}")))).unwrap().name, name);
+        }
+        assert!(Auth::default().authenticate(&req(Some("Bearer t-a"))).is_err());
+    }
+
+    #[test]
+    fn debug_does_not_show_tokens() {
+        let shown = format!("{:?}", auth());
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!shown.contains("t-admin") && !shown.contains("t-a\""), "{shown}");
     }
 }

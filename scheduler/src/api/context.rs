@@ -10,13 +10,14 @@ use super::auth::Auth;
 use super::status;
 use crate::agents::AgentHub;
 use crate::raft::RaftHandle;
+use crate::secret::Secret;
 use crate::state::{Applied, Command, CommandV1};
 
 #[derive(Clone)]
 pub struct ApiContext {
     pub raft: RaftHandle,
     pub auth: Auth,
-    pub join_token: String,
+    pub join_token: Secret,
     /// This replica's live agent sessions.
     pub hub: AgentHub,
     /// Directory of the CA (certificate and key) that signs node certificates; `None`

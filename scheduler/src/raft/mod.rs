@@ -33,7 +33,7 @@ use tonic::transport::ClientTlsConfig;
 
 pub use counters::CountersSnapshot;
 pub use handle::RaftHandle;
-pub use service::{RaftPeerService, propose_error_status};
+pub use service::{PeerPolicy, RaftPeerService, propose_error_status};
 pub use transport::{MAX_MESSAGE_BYTES, PEER_CONNECTION_WINDOW, PEER_STREAM_WINDOW};
 
 use crate::state::State;
