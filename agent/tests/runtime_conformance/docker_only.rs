@@ -97,6 +97,7 @@ impl Workdir {
             checkpoint_output: self.path("ckpt"),
             tensorboard: self.path("tb"),
             wheels: None,
+            packages: None,
         }
     }
 }

@@ -15,6 +15,7 @@
 mod logpump;
 mod prepare;
 mod report;
+mod writable;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub struct WorkerEnv {
     pub state_dir: PathBuf,
     pub log_limits: LogLimits,
     pub stop_grace: std::time::Duration,
+    /// How training containers are confined (`[docker.hardening]`).
+    pub hardening: crate::runtime::HardeningConfig,
 }
 
 impl WorkerEnv {
@@ -71,6 +74,7 @@ impl WorkerEnv {
             roots: &self.roots,
             work_dir: self.work_dir(key),
             tensorboard_dir: self.state_dir.join("tensorboard").join(&key.workload_id).join(key.rank.to_string()),
+            hardening: &self.hardening,
         }
     }
 
