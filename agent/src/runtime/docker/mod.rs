@@ -123,6 +123,21 @@ impl DockerRuntime {
         Ok(ContainerId(created.id))
     }
 
+    /// Waits (bounded) until the engine no longer knows container `id`.
+    async fn wait_gone(&self, id: &str) -> Result<(), RuntimeError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(REQUEST_TIMEOUT_SECS);
+        loop {
+            match self.docker.inspect_container(id, None).await {
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(()),
+                Err(e) => return Err(convert::map_error("inspect", id, e)),
+                Ok(_) if tokio::time::Instant::now() > deadline => {
+                    return Err(RuntimeError::Engine { op: "remove", message: format!("{id} is still being removed") });
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// The workload networks `id` is attached to (empty if it does not exist).
     async fn networks_of(&self, id: &str) -> Result<Vec<String>, RuntimeError> {
         match self.docker.inspect_container(id, None).await {
@@ -171,6 +186,14 @@ impl ContainerRuntime for DockerRuntime {
         match self.docker.remove_container(id.as_str(), Some(options)).await {
             Ok(()) => {}
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+            // Another caller (an agent killed mid-removal, a test's cleanup) is removing
+            // it: the result is the same once it is gone, and only then is its network
+            // unused.
+            Err(BollardError::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                self.wait_gone(id.as_str()).await?;
+            }
             Err(e) => return Err(convert::map_error("remove", id.as_str(), e)),
         }
         let _guard = self.network_lock.lock().await;
