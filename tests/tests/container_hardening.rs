@@ -121,7 +121,11 @@ async fn a_training_runs_confined_on_its_own_network_and_still_writes_its_model(
     assert!(applied.read_only_rootfs);
     assert!(!applied.privileged);
     assert_eq!(applied.network_mode, network);
-    assert_eq!(applied.networks, [network.clone()], "its own network, neither host nor the default bridge");
+    assert_eq!(
+        applied.networks,
+        std::slice::from_ref(&network),
+        "its own network, neither host nor the default bridge"
+    );
     assert!(!applied.mount_sources.iter().any(|m| m.contains("docker")), "{:?}", applied.mount_sources);
 
     // A second training on the same node cannot even resolve the first.

@@ -36,6 +36,9 @@ pub struct WorkerView {
     pub stopping: bool,
 }
 
+// A few actions per reconcile round, consumed at once: boxing the assignment buys
+// nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Start a worker; it adopts the container if there is one (after an agent restart).

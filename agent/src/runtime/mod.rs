@@ -30,8 +30,8 @@ use futures::stream::BoxStream;
 pub use docker::{DockerConfig, DockerRuntime};
 pub use error::RuntimeError;
 pub use fake::{FakeExit, FakeRuntime, FakeScript};
-pub use labels::{GantryLabels, LabelSelector};
 pub use hardening::{Capability, Hardening, HardeningConfig, TmpfsMount, UserId};
+pub use labels::{GantryLabels, LabelSelector};
 pub use spec::{BindMount, ContainerSpec, GpuMode, Network, workload_network_name};
 pub use types::{
     AppliedHardening, ContainerEvent, ContainerEventKind, ContainerId, ContainerInfo, ContainerState, ContainerStats,

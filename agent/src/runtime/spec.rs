@@ -215,7 +215,10 @@ impl ContainerSpec {
         let bad = |msg: String| Err(RuntimeError::InvalidSpec(msg));
         let h = &self.hardening;
         if h.pids_limit < 1 {
-            return bad(format!("pids_limit {} must be at least 1 (the engine reads 0 and -1 as unlimited)", h.pids_limit));
+            return bad(format!(
+                "pids_limit {} must be at least 1 (the engine reads 0 and -1 as unlimited)",
+                h.pids_limit
+            ));
         }
         for t in &h.tmpfs {
             if !t.container_path.starts_with('/') || t.container_path.contains(',') || t.container_path.contains(':') {

@@ -243,7 +243,8 @@ echo x > /tmp/t && echo "tmp=writable"
 echo x > "$HOME/t" && echo "home=writable"
 sleep 30"#;
     let mut spec = h.shell(&name, script);
-    spec.labels = GantryLabels { cluster: h.cluster().into(), node: "n1".into(), workload: "wc".into(), rank: 0 }.to_map();
+    spec.labels =
+        GantryLabels { cluster: h.cluster().into(), node: "n1".into(), workload: "wc".into(), rank: 0 }.to_map();
     let network = workload_network_name(h.cluster(), "wc");
     spec.network = Network::Workload { name: network.clone(), aliases: vec!["wc-0".into()] };
     spec.hardening = training_hardening(&HardeningConfig::default());
@@ -263,7 +264,7 @@ sleep 30"#;
     assert_eq!(inspect.config.as_ref().and_then(|c| c.user.as_deref()), Some("1000:1000"));
     let networks: Vec<String> =
         inspect.network_settings.and_then(|n| n.networks).unwrap_or_default().into_keys().collect();
-    assert_eq!(networks, [network.clone()], "not host, not the default bridge");
+    assert_eq!(networks, std::slice::from_ref(&network), "not host, not the default bridge");
     let sources: Vec<String> = inspect.mounts.unwrap_or_default().into_iter().filter_map(|m| m.source).collect();
     assert!(!sources.iter().any(|s| s.contains("docker.sock")), "{sources:?}");
 
@@ -289,6 +290,9 @@ sleep 30"#;
         assert!(lines.iter().any(|l| l == want), "{want}: {lines:?}");
     }
     h.cleanup().await;
-    let left = h.runtime.list_networks(&gantry_agent::runtime::LabelSelector::new().with("org.gantry.cluster", h.cluster())).await;
+    let left = h
+        .runtime
+        .list_networks(&gantry_agent::runtime::LabelSelector::new().with("org.gantry.cluster", h.cluster()))
+        .await;
     assert_eq!(left.unwrap(), [], "the network went with its container");
 }

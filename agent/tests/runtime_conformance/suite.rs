@@ -250,7 +250,11 @@ pub async fn hardening_is_applied(h: &dyn Harness) {
     assert_eq!((applied.pid_mode.as_str(), applied.ipc_mode.as_str()), ("", "private"));
     let network = workload_network_name(h.cluster(), "wh");
     assert_eq!(applied.network_mode, network);
-    assert_eq!(applied.networks, [network.clone()], "its own network, neither host nor the default bridge");
+    assert_eq!(
+        applied.networks,
+        std::slice::from_ref(&network),
+        "its own network, neither host nor the default bridge"
+    );
     assert_eq!(applied.tmpfs, ["/tmp"]);
     assert!(!applied.mount_sources.iter().any(|m| m.contains("docker")), "{:?}", applied.mount_sources);
     rt.remove(&id).await.unwrap();

@@ -32,9 +32,7 @@ pub(super) fn hardening(inspect: &ContainerInspectResponse) -> AppliedHardening 
     let mount_sources = inspect
         .mounts
         .as_ref()
-        .map(|ms| {
-            ms.iter().filter(|m| m.typ.as_deref() == Some("bind")).filter_map(|m| m.source.clone()).collect()
-        })
+        .map(|ms| ms.iter().filter(|m| m.typ.as_deref() == Some("bind")).filter_map(|m| m.source.clone()).collect())
         .unwrap_or_default();
     AppliedHardening {
         init: hc.init.unwrap_or(false),

@@ -100,13 +100,15 @@ impl DockerRuntime {
     /// Creates and starts once; `Err(Ok(()))` when the container's network vanished
     /// under it (worth one more try), `Err(Err(_))` for any other failure.
     async fn try_create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerId, Result<(), RuntimeError>> {
-        let retry_network = |e: &BollardError| matches!(spec.network, Network::Workload { .. }) && networks::network_missing(e);
+        let retry_network =
+            |e: &BollardError| matches!(spec.network, Network::Workload { .. }) && networks::network_missing(e);
         let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
-        let created = match self.docker.create_container(Some(options), create_body::create_body(spec, self.gpu_mode)).await {
-            Ok(c) => c,
-            Err(e) if retry_network(&e) => return Err(Ok(())),
-            Err(e) => return Err(Err(convert::map_create_error(&spec.name, &spec.image, e))),
-        };
+        let created =
+            match self.docker.create_container(Some(options), create_body::create_body(spec, self.gpu_mode)).await {
+                Ok(c) => c,
+                Err(e) if retry_network(&e) => return Err(Ok(())),
+                Err(e) => return Err(Err(convert::map_create_error(&spec.name, &spec.image, e))),
+            };
         for warning in created.warnings.iter().filter(|w| !w.is_empty()) {
             warn!(container = %spec.name, warning = %warning, "docker warned on create");
         }

@@ -96,7 +96,8 @@ pub(super) async fn list(docker: &Docker, selector: &LabelSelector) -> Result<Ve
     if !selector.0.is_empty() {
         builder = builder.filters(&HashMap::from([("label", selector.to_docker_filters())]));
     }
-    let listed = docker.list_networks(Some(builder.build())).await.map_err(|e| convert::map_error("list networks", "", e))?;
+    let listed =
+        docker.list_networks(Some(builder.build())).await.map_err(|e| convert::map_error("list networks", "", e))?;
     let mut out = Vec::new();
     for n in listed {
         let labels = n.labels.unwrap_or_default();

@@ -20,7 +20,8 @@ use super::error::RuntimeError;
 use super::hardening::NO_NEW_PRIVILEGES;
 use super::spec::{ContainerSpec, GpuMode, Network};
 use super::types::{
-    AppliedHardening, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, ContainerStats, LogLine, LogStream,
+    AppliedHardening, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, ContainerStats, LogLine,
+    LogStream,
 };
 
 /// Exit code of a container killed by SIGKILL (force remove, OOM kill).

@@ -221,7 +221,11 @@ impl ContainerRuntime for FakeRuntime {
             .networks
             .iter()
             .filter(|(_, labels)| selector.matches(labels))
-            .map(|(name, labels)| NetworkInfo { name: name.clone(), labels: labels.clone(), containers: state.attached(name) })
+            .map(|(name, labels)| NetworkInfo {
+                name: name.clone(),
+                labels: labels.clone(),
+                containers: state.attached(name),
+            })
             .collect())
     }
 
