@@ -163,3 +163,55 @@ async fn a_training_runs_confined_on_its_own_network_and_still_writes_its_model(
     .await?;
     kit.finish().await
 }
+
+/// Rank 0 listens on `MASTER_PORT`; rank 1 finds it by `MASTER_ADDR` (a name on the
+/// workload network) and sends a greeting, which rank 0 saves as its model.
+const GANG_SCRIPT: &str = r#"
+import os, socket, time
+rank, master, port = int(os.environ["RANK"]), os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+if rank == 0:
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(1)
+    srv.settimeout(60)
+    conn, _ = srv.accept()
+    greeting = conn.recv(100).decode()
+    with open(os.path.join(os.environ["EM_MODEL_DIR"], "greeting.txt"), "w") as f:
+        f.write(greeting)
+    print("rank 0 got", greeting, flush=True)
+else:
+    for _ in range(600):
+        try:
+            with socket.create_connection((master, port), timeout=2) as c:
+                c.sendall(f"hello from rank {rank} via {master}".encode())
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise SystemExit(f"rank {rank} never reached {master}:{port}")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gang_on_one_node_finds_its_master_by_name_on_its_own_network() -> anyhow::Result<()> {
+    let mut kit = NodeKit::start(SandboxOptions::default()).await?;
+    kit.add_agent("node-1", "").await?;
+    grant_kit_storage(&kit).await?;
+    let algo = kit.algorithm("gang", &[("train.py", GANG_SCRIPT)])?;
+    let mut spec = kit.training("gang", &algo, "train.py");
+    spec.instance_count = 2;
+    kit.create(spec).await?;
+    kit.wait_status("gang", "COMPLETE", RUN).await?;
+    // On the host's network MASTER_ADDR would be the node's address: the name proves
+    // the ranks met on the workload's own network.
+    let greeting = std::fs::read_to_string(kit.dir("out/gang").join("greeting.txt"))?;
+    assert_eq!(greeting, "hello from rank 1 via gang-0");
+    let mine = LabelSelector::new().with(labels::CLUSTER, &kit.cluster);
+    wait_for(RUN, "the gang's network removed with its last container", || async {
+        let networks = kit.docker.list_networks(&mine).await?;
+        anyhow::ensure!(networks.is_empty(), "networks left: {networks:?}");
+        Ok(())
+    })
+    .await?;
+    kit.finish().await
+}
