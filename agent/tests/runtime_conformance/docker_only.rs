@@ -37,8 +37,20 @@ async fn following_logs_streams_while_running_and_keeps_streams_apart() {
 #[tokio::test]
 async fn stop_kills_a_process_that_ignores_sigterm_after_the_grace() {
     let h = DockerHarness::new().await;
-    let spec = h.shell(&h.name("stubborn"), "trap '' TERM; while :; do sleep 1 & wait $!; done");
+    let spec = h.shell(&h.name("stubborn"), "trap '' TERM; echo ignoring; while :; do sleep 1 & wait $!; done");
     let id = h.runtime.create_and_start(&spec).await.unwrap();
+    // The shell is not PID 1 (the init is), so a SIGTERM before the trap is set would
+    // end it: stop only once it ignores the signal.
+    within("the trap set", async {
+        loop {
+            let logs = h.runtime.logs(&id, false).try_collect::<Vec<_>>().await.unwrap();
+            if text(&logs, LogStream::Stdout).iter().any(|l| l == "ignoring") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     let started = std::time::Instant::now();
     within("stop", h.runtime.stop(&id, Duration::from_secs(1))).await.unwrap();
     assert_eq!(within("wait", h.runtime.wait(&id)).await, Ok(137), "SIGKILL after the grace period");
@@ -295,4 +307,36 @@ sleep 30"#;
         .list_networks(&gantry_agent::runtime::LabelSelector::new().with("org.gantry.cluster", h.cluster()))
         .await;
     assert_eq!(left.unwrap(), [], "the network went with its container");
+}
+
+/// An agent killed between removing a workload's last container and its network
+/// leaves the network behind; the sweep at its next start removes exactly that one.
+#[tokio::test]
+async fn unused_workload_networks_left_by_a_crash_are_swept() {
+    use gantry_agent::runtime::{GantryLabels, LabelSelector, Network, workload_network_name};
+
+    let h = DockerHarness::new().await;
+    let mut specs = Vec::new();
+    for workload in ["left", "kept"] {
+        let mut spec = h.shell(&h.name(workload), "sleep 30");
+        spec.labels =
+            GantryLabels { cluster: h.cluster().into(), node: "n1".into(), workload: workload.into(), rank: 0 }
+                .to_map();
+        spec.network = Network::Workload { name: workload_network_name(h.cluster(), workload), aliases: Vec::new() };
+        specs.push(spec);
+    }
+    let left = h.runtime.create_and_start(&specs[0]).await.unwrap();
+    h.runtime.create_and_start(&specs[1]).await.unwrap();
+    // The crash: the container goes, its network stays (removed behind the runtime).
+    let force = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).build();
+    h.runtime.client().remove_container(left.as_str(), Some(force)).await.unwrap();
+    let mine = LabelSelector::new().with("org.gantry.cluster", h.cluster());
+    assert_eq!(h.runtime.list_networks(&mine).await.unwrap().len(), 2);
+
+    let swept = h.runtime.remove_unused_networks(&mine).await.unwrap();
+    assert_eq!(swept, [workload_network_name(h.cluster(), "left")]);
+    let kept: Vec<String> = h.runtime.list_networks(&mine).await.unwrap().into_iter().map(|n| n.name).collect();
+    assert_eq!(kept, [workload_network_name(h.cluster(), "kept")], "a network in use is never swept");
+    assert!(h.runtime.remove_unused_networks(&mine).await.unwrap().is_empty(), "idempotent");
+    h.cleanup().await;
 }
