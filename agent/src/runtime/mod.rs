@@ -13,6 +13,11 @@
 //! Every container Gantry starts carries the labels of [`labels`]; after a restart the
 //! agent rediscovers its containers by listing with a [`LabelSelector`], so the labels
 //! are the record of ownership, not a decoration.
+//!
+//! Every container is confined ([`hardening`]: init, `no-new-privileges`, all
+//! capabilities dropped, a PID limit, never the engine's socket) and sits on its
+//! workload group's own network ([`Network::Workload`], created with the group's first
+//! container and removed with its last), never on the engine's default bridge.
 
 mod docker;
 mod error;
