@@ -19,7 +19,12 @@ const RUN: Duration = Duration::from_secs(120);
 /// Probes its confinement, writes what it found as its model, then waits for `release`
 /// in its `CTL` dataset (so the test can inspect the running container) and exits 0.
 const PROBE_SCRIPT: &str = r#"
-import json, os, subprocess, time
+import json, os, socket, subprocess, threading, time
+# Something a neighbour could reach if networks were shared.
+server = socket.socket()
+server.bind(("0.0.0.0", 8000))
+server.listen(4)
+threading.Thread(target=lambda: [server.accept() for _ in range(4)], daemon=True).start()
 status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
 try:
     with open("/gantry-probe", "w") as f:
@@ -47,6 +52,7 @@ with open(os.path.join(os.environ["EM_TENSORBOARD_LOG_DIR"], "events"), "w") as 
 with open(os.path.join(os.environ["EM_MODEL_DIR"], "hardening.json"), "w") as f:
     json.dump(report, f)
 print("probed", json.dumps(report), flush=True)
+print("listening", flush=True)
 release = os.path.join(os.environ["EM_DATASET_CTL"], "release")
 for _ in range(1200):
     if os.path.exists(release):
@@ -55,17 +61,25 @@ for _ in range(1200):
 print("done", flush=True)
 "#;
 
-/// Tries to reach the probe training by its hostname; writes what happened.
+/// Tries to reach the probe training by its hostname and at its address (`--target`);
+/// writes what happened.
 const NEIGHBOUR_SCRIPT: &str = r#"
-import json, os, socket
+import argparse, json, os, socket
+args = argparse.ArgumentParser()
+args.add_argument("--target")
+target = args.parse_args().target
 try:
-    addr = socket.gethostbyname("probe-0")
-    outcome = "resolved " + addr
+    name = "resolved " + socket.gethostbyname("probe-0")
 except OSError as e:
-    outcome = "unreachable: " + str(e)
+    name = "unresolved: " + str(e)
+try:
+    socket.create_connection((target, 8000), timeout=3).close()
+    address = "connected"
+except OSError as e:
+    address = "unreachable: " + str(e)
 with open(os.path.join(os.environ["EM_MODEL_DIR"], "neighbour.json"), "w") as f:
-    json.dump({"outcome": outcome}, f)
-print(outcome, flush=True)
+    json.dump({"name": name, "address": address}, f)
+print(name, address, flush=True)
 "#;
 
 /// Grants team-a the kit's storage directory (trainings outside a project's grants are
@@ -128,13 +142,28 @@ async fn a_training_runs_confined_on_its_own_network_and_still_writes_its_model(
     );
     assert!(!applied.mount_sources.iter().any(|m| m.contains("docker")), "{:?}", applied.mount_sources);
 
-    // A second training on the same node cannot even resolve the first.
-    let neighbour = kit.create(kit.training("neighbour", &algo, "neighbour.py")).await?;
+    // A second training on the same node can neither resolve the first nor reach it at
+    // its address.
+    wait_for(RUN, "the probe listening", || async {
+        anyhow::ensure!(kit.logs("probe", false).await?.contains("listening\n"));
+        Ok(())
+    })
+    .await?;
+    let inspect = kit.docker.client().inspect_container(container.id.as_str(), None).await?;
+    let address = inspect
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|n| n.get(&network).and_then(|e| e.ip_address.clone()))
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("the probe has no address on {network}"))?;
+    let mut neighbour_spec = kit.training("neighbour", &algo, "neighbour.py");
+    neighbour_spec.hyperparameters = vec![pb::KeyValue { key: "target".into(), value: address.clone() }];
+    let neighbour = kit.create(neighbour_spec).await?;
     kit.wait_status("neighbour", "COMPLETE", RUN).await?;
     let seen: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(kit.dir("out/neighbour").join("neighbour.json"))?)?;
-    let outcome = seen["outcome"].as_str().unwrap_or_default();
-    assert!(outcome.starts_with("unreachable"), "the neighbour reached the probe: {outcome}");
+    assert!(seen["name"].as_str().unwrap_or_default().starts_with("unresolved"), "{seen}");
+    assert!(seen["address"].as_str().unwrap_or_default().starts_with("unreachable"), "{address}: {seen}");
     assert_ne!(network, workload_network_name(&kit.cluster, &neighbour.id));
 
     std::fs::write(ctl.join("release"), "")?;
