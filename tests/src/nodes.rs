@@ -225,6 +225,9 @@ impl NodeKit {
         for c in self.containers().await? {
             self.docker.remove(&c.id).await?;
         }
+        // A killed agent may have removed a workload's last container but not yet its
+        // network.
+        self.docker.remove_unused_networks(&LabelSelector::new().with(labels::CLUSTER, &self.cluster)).await?;
         match self.sandbox.take() {
             Some(sandbox) => sandbox.shutdown().await,
             None => Ok(()),
@@ -245,6 +248,7 @@ impl Drop for NodeKit {
                 for c in list {
                     let _ = docker.remove(&c.id).await;
                 }
+                let _ = docker.remove_unused_networks(&LabelSelector::new().with(labels::CLUSTER, &cluster)).await;
             });
         })
         .join();

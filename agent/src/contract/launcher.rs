@@ -4,7 +4,9 @@
 //!
 //! 1. installs `$EM_SOURCE_DIR/requirements.txt` if present, offline from
 //!    [`WHEELS_DIR`] (the agent downloads the wheels on the host: containers cannot
-//!    reach a package index), or exits [`EXIT_REQUIREMENTS_FAILED`];
+//!    reach a package index) into [`PACKAGES_DIR`] (the training runs as a non-root
+//!    user on a read-only root filesystem: site-packages is not writable), or exits
+//!    [`EXIT_REQUIREMENTS_FAILED`];
 //! 2. checks that the entry point exists, or exits [`EXIT_ENTRY_POINT_MISSING`];
 //! 3. `exec`s `python3 "$EM_ENTRY_POINT" "$@"` (or `torchrun` when
 //!    `GANTRY_TORCHRUN_NPROC_PER_NODE` is set), so the script's exit code and signals
@@ -13,7 +15,7 @@
 //! The distinctive exit codes and `gantry:` messages let the agent tell a broken setup
 //! from a failing training.
 
-use super::paths::WHEELS_DIR;
+use super::paths::{PACKAGES_DIR, WHEELS_DIR};
 
 /// `requirements.txt` could not be installed.
 pub const EXIT_REQUIREMENTS_FAILED: i64 = 86;
@@ -28,15 +30,18 @@ pub const TORCHRUN_NPROC_VAR: &str = "GANTRY_TORCHRUN_NPROC_PER_NODE";
 
 /// The launcher's source (see the module doc).
 pub fn launcher_script() -> String {
-    // PIP_BREAK_SYSTEM_PACKAGES: Debian's python3 refuses system-wide installs
-    // (PEP 668) and the container is disposable; older pips ignore the variable.
+    // `--target`: the packages directory is on PYTHONPATH (set by the contract) and
+    // its scripts go on PATH here. PIP_BREAK_SYSTEM_PACKAGES: Debian's python3 refuses
+    // installs it considers system-wide (PEP 668); older pips ignore the variable.
+    // PIP_NO_CACHE_DIR: nothing to reuse in a one-shot container.
     format!(
         r#"cd "$EM_SOURCE_DIR" || {{ echo "gantry: entry point $EM_ENTRY_POINT not found in $EM_SOURCE_DIR (no such directory)" >&2; exit {missing}; }}
 if [ -f requirements.txt ]; then
   echo "gantry: installing requirements.txt from {wheels}" >&2
-  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
-    python3 -m pip install --no-index --find-links {wheels} -r requirements.txt \
+  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_NO_CACHE_DIR=1 \
+    python3 -m pip install --no-index --find-links {wheels} --target {packages} -r requirements.txt \
     || {{ echo "gantry: requirements.txt install failed" >&2; exit {req}; }}
+  export PATH="{packages}/bin:$PATH"
 fi
 if [ ! -f "$EM_ENTRY_POINT" ]; then
   echo "gantry: entry point $EM_ENTRY_POINT not found in $EM_SOURCE_DIR" >&2
@@ -51,6 +56,7 @@ fi
 exec python3 "$EM_ENTRY_POINT" "$@"
 "#,
         wheels = WHEELS_DIR,
+        packages = PACKAGES_DIR,
         req = EXIT_REQUIREMENTS_FAILED,
         missing = EXIT_ENTRY_POINT_MISSING,
         nproc = TORCHRUN_NPROC_VAR,
@@ -146,7 +152,8 @@ exit "${FAKE_RUN_EXIT:-0}"
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(
             stdout(&out),
-            "python3\n[-m]\n[pip]\n[install]\n[--no-index]\n[--find-links]\n[/gantry/wheels]\n[-r]\n[requirements.txt]\n\
+            "python3\n[-m]\n[pip]\n[install]\n[--no-index]\n[--find-links]\n[/gantry/wheels]\n[--target]\n\
+             [/gantry/packages]\n[-r]\n[requirements.txt]\n\
              python3\n[train.py]\n[--a]\n[1]\n"
         );
     }

@@ -28,6 +28,8 @@
 //! | `EM_REGION`, `EM_APPKEY` | the cluster's region name and the training's project |
 //! | `MASTER_ADDR`, `MASTER_PORT`, `WORLD_SIZE`, `RANK`, `LOCAL_RANK`, `TF_CONFIG` | only when `instance_count > 1` (see [`distributed`]) |
 //! | `PYTHONUNBUFFERED` | `1`: output reaches the logs line by line, not at exit |
+//! | `HOME` | `/gantry/home`, a tmpfs of the training's user (the root filesystem is read-only) |
+//! | `PYTHONPATH` | `/gantry/packages`, only when `requirements.txt` was installed there |
 //!
 //! Hyperparameters are passed as `--{key} {value}` in the spec's order, the key as the
 //! user wrote it. `{KEY}`/`{NAME}` follow [`env_name`]: ASCII letters upper-cased, any
@@ -38,8 +40,10 @@
 pub mod distributed;
 pub mod env_name;
 pub mod launcher;
+pub mod network;
 pub mod paths;
 pub mod requirements;
+pub mod security;
 
 use std::collections::BTreeMap;
 
@@ -63,6 +67,9 @@ pub struct HostDirs {
     pub tensorboard: String,
     /// Wheels for `requirements.txt`; `None` when the algorithm has none.
     pub wheels: Option<String>,
+    /// Writable, empty: where they are installed. Set whenever `wheels` is.
+    #[serde(default)]
+    pub packages: Option<String>,
 }
 
 /// Everything [`training_launch`] needs for one container of a training.
@@ -164,6 +171,11 @@ pub fn training_launch(input: ContractInput<'_>) -> Result<TrainingLaunch, Contr
     if let Some(wheels) = &dirs.wheels {
         mounts.push(bind(wheels, paths::WHEELS_DIR, true));
     }
+    if let Some(packages) = &dirs.packages {
+        mounts.push(bind(packages, paths::PACKAGES_DIR, false));
+        env.push(("PYTHONPATH".into(), paths::PACKAGES_DIR.into()));
+    }
+    env.push(("HOME".into(), paths::HOME_DIR.into()));
     env.push(("EM_REGION".into(), region.into()));
     env.push(("EM_APPKEY".into(), appkey.into()));
 

@@ -50,6 +50,7 @@ fn dirs() -> HostDirs {
         checkpoint_output: "/var/lib/gantry/w/ckpt-out".into(),
         tensorboard: "/var/lib/gantry/w/tb".into(),
         wheels: None,
+        packages: None,
     }
 }
 
@@ -96,6 +97,7 @@ fn easymaker_variables_are_all_there() {
         ("EM_HP_LEARNING_RATE", "0.01"),
         ("EM_HP_MODEL_VERSION", "v2"),
         ("PYTHONUNBUFFERED", "1"),
+        ("HOME", "/gantry/home"),
     ];
     for (k, v) in expected {
         assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
@@ -105,6 +107,7 @@ fn easymaker_variables_are_all_there() {
     let datasets: serde_json::Value = serde_json::from_str(&env["EM_DATASETS"]).unwrap();
     assert_eq!(datasets, json!({"train": "/gantry/datasets/train", "test-set": "/gantry/datasets/test-set"}));
     assert!(!env.contains_key("EM_CHECKPOINT_INPUT_DIR"), "absent without an input checkpoint");
+    assert!(!env.contains_key("PYTHONPATH"), "only when requirements are installed");
     for k in ["MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "TF_CONFIG", "GANTRY_TORCHRUN_NPROC_PER_NODE"] {
         assert!(!env.contains_key(k), "{k} is only for distributed/torchrun trainings");
     }
@@ -120,6 +123,7 @@ fn mounts_are_read_only_for_inputs_only() {
     let mut d = dirs();
     d.checkpoint_input = Some("/var/lib/gantry/w/ckpt-in".into());
     d.wheels = Some("/var/cache/gantry/wheels/abc".into());
+    d.packages = Some("/var/lib/gantry/w/packages".into());
     let l = launch(&s, 0, &one_host(), &d).unwrap();
     let mounts: Vec<(&str, &str, bool)> =
         l.mounts.iter().map(|m| (m.host_path.as_str(), m.container_path.as_str(), m.read_only)).collect();
@@ -134,9 +138,11 @@ fn mounts_are_read_only_for_inputs_only() {
             ("/var/lib/gantry/w/ckpt-out", "/gantry/checkpoints/output", false),
             ("/var/lib/gantry/w/tb", "/gantry/tensorboard", false),
             ("/var/cache/gantry/wheels/abc", "/gantry/wheels", true),
+            ("/var/lib/gantry/w/packages", "/gantry/packages", false),
         ]
     );
     assert_eq!(env_map(&l)["EM_CHECKPOINT_INPUT_DIR"], "/gantry/checkpoints/input");
+    assert_eq!(env_map(&l)["PYTHONPATH"], "/gantry/packages", "installed requirements are importable");
 }
 
 #[test]

@@ -93,6 +93,7 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
         state_dir: config.state_dir.clone(),
         log_limits: config.logs.limits(),
         stop_grace: config.stop_grace,
+        hardening: config.docker.hardening.clone(),
     });
     let desired = Desired::default();
     let session_ctx = Arc::new(session::SessionCtx {
@@ -104,6 +105,13 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
     });
     for (client, url) in link.clients.iter().zip(&config.schedulers) {
         tokio::spawn(session::run(session_ctx.clone(), client.clone(), url.clone(), cancel.clone()));
+    }
+    // Networks of workloads whose last container was removed just before an earlier
+    // agent died; a network still in use is kept.
+    match runtime.remove_unused_networks(&selector).await {
+        Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "removed unused workload networks"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "listing workload networks failed"),
     }
     ready();
     reconcile_loop(env, desired, selector, running, cancel).await;

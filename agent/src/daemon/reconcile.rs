@@ -36,8 +36,8 @@ pub struct WorkerView {
     pub stopping: bool,
 }
 
-// A plan holds a handful of actions for a moment: boxing the assignment would save
-// nothing worth the indirection.
+// A few actions per reconcile round, consumed at once: boxing the assignment buys
+// nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {

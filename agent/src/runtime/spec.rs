@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::error::RuntimeError;
+use super::hardening::{self, Hardening};
 use super::labels;
 
 /// Docker refuses memory limits below 6 MiB.
@@ -39,6 +40,30 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// The network a container joins. There is no variant for the engine's default
+/// bridge: every container on it could reach every other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// Loopback only.
+    #[default]
+    None,
+    /// The workload group's own bridge network, created with the group's first
+    /// container and removed with its last (see [`workload_network_name`]). Its
+    /// labels are the container's cluster, node and workload labels, which must be
+    /// set. `aliases` are extra DNS names of this container on that network (the
+    /// contract's rank hostnames, so the ranks of a gang find each other).
+    Workload { name: String, aliases: Vec<String> },
+    /// The host's network stack. Only for a gang whose ranks span several nodes: they
+    /// reach each other at the node addresses on fixed ports until the scheduler
+    /// allocates rendezvous ports (issue #9). A known limit (`docs/agent.md`).
+    HostForMultiNodeGang,
+}
+
+/// The name of a workload group's own network on an engine shared by clusters.
+pub fn workload_network_name(cluster: &str, workload_id: &str) -> String {
+    format!("gantry-{cluster}-{workload_id}")
+}
+
 /// One container to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -63,11 +88,13 @@ pub struct ContainerSpec {
     pub mounts: Vec<BindMount>,
     pub working_dir: Option<String>,
     pub hostname: Option<String>,
-    /// Docker network (mode) to join; `None` = the engine's default bridge.
-    pub network: Option<String>,
+    pub network: Network,
     /// Size of `/dev/shm`; Docker's default of 64 MiB starves PyTorch data loaders and
     /// NCCL, so trainings set it.
     pub shm_bytes: Option<i64>,
+    /// User, root filesystem, tmpfs, PID limit, capabilities (see
+    /// [`hardening`] for what every container gets regardless).
+    pub hardening: Hardening,
 }
 
 /// `cpu_millis` (1000 = one core) as Docker's `NanoCpus`.
@@ -95,8 +122,9 @@ impl ContainerSpec {
             mounts: Vec::new(),
             working_dir: None,
             hostname: None,
-            network: None,
+            network: Network::None,
             shm_bytes: None,
+            hardening: Hardening::default(),
         }
     }
 
@@ -128,7 +156,18 @@ impl ContainerSpec {
         out
     }
 
-    /// Checks what the engine would reject or misread.
+    /// The labels of the workload network: the group's cluster, node and workload
+    /// (not the rank: the network is shared by the group).
+    pub fn network_labels(&self) -> BTreeMap<String, String> {
+        self.labels
+            .iter()
+            .filter(|(k, _)| [labels::CLUSTER, labels::NODE, labels::WORKLOAD].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Checks what the engine would reject or misread, and what no workload may have
+    /// (see [`hardening`]).
     pub fn validate(&self) -> Result<(), RuntimeError> {
         let bad = |msg: String| Err(RuntimeError::InvalidSpec(msg));
         if !valid_name(&self.name) {
@@ -164,8 +203,63 @@ impl ContainerSpec {
             if !targets.insert(m.container_path.as_str()) {
                 return bad(format!("two mounts target {}", m.container_path));
             }
+            if let Some(why) = hardening::forbidden_mount(&m.host_path) {
+                return bad(why);
+            }
+        }
+        self.validate_hardening(&mut targets)?;
+        self.validate_network()
+    }
+
+    fn validate_hardening<'a>(&'a self, targets: &mut BTreeSet<&'a str>) -> Result<(), RuntimeError> {
+        let bad = |msg: String| Err(RuntimeError::InvalidSpec(msg));
+        let h = &self.hardening;
+        if h.pids_limit < 1 {
+            return bad(format!(
+                "pids_limit {} must be at least 1 (the engine reads 0 and -1 as unlimited)",
+                h.pids_limit
+            ));
+        }
+        for t in &h.tmpfs {
+            if !t.container_path.starts_with('/') || t.container_path.contains(',') || t.container_path.contains(':') {
+                return bad(format!("tmpfs {} must be an absolute path without ',' or ':'", t.container_path));
+            }
+            if t.size_bytes < 0 || t.mode > 0o7777 {
+                return bad(format!("tmpfs {} needs a size of at least 0 and a mode up to 0o7777", t.container_path));
+            }
+            if !targets.insert(t.container_path.as_str()) {
+                return bad(format!("two mounts target {}", t.container_path));
+            }
         }
         Ok(())
+    }
+
+    fn validate_network(&self) -> Result<(), RuntimeError> {
+        let bad = |msg: String| Err(RuntimeError::InvalidSpec(msg));
+        match &self.network {
+            Network::None => Ok(()),
+            Network::HostForMultiNodeGang if self.hostname.is_some() => {
+                bad("a container on the host's network keeps the host's name: hostname must be unset".into())
+            }
+            Network::HostForMultiNodeGang => Ok(()),
+            Network::Workload { name, aliases } => {
+                if !valid_name(name) {
+                    return bad(format!("network '{name}' must match [a-zA-Z0-9][a-zA-Z0-9_.-]+"));
+                }
+                if !self.labels.contains_key(labels::CLUSTER) || !self.labels.contains_key(labels::WORKLOAD) {
+                    return bad(format!(
+                        "network '{name}' needs the container's {} and {} labels (they mark the network as the \
+                         workload's, for its removal)",
+                        labels::CLUSTER,
+                        labels::WORKLOAD
+                    ));
+                }
+                if let Some(alias) = aliases.iter().find(|a| !valid_alias(a)) {
+                    return bad(format!("network alias '{alias}' must be letters, digits, '-' and '.'"));
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -176,9 +270,17 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+fn valid_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias.len() <= 253
+        && alias.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::hardening::TmpfsMount;
+    use crate::runtime::labels::GantryLabels;
 
     fn spec() -> ContainerSpec {
         ContainerSpec::new("gantry-w-0", "img:1", vec!["sh".into()])
@@ -230,6 +332,55 @@ mod tests {
             let mut s = spec();
             mutate(&mut s);
             assert!(matches!(s.validate(), Err(RuntimeError::InvalidSpec(_))), "case {i}");
+        }
+    }
+
+    fn workload_spec() -> ContainerSpec {
+        let mut s = spec();
+        s.labels = GantryLabels { cluster: "c".into(), node: "n".into(), workload: "w".into(), rank: 0 }.to_map();
+        s.network = Network::Workload { name: workload_network_name("c", "w"), aliases: vec!["t-0".into()] };
+        s
+    }
+
+    #[test]
+    fn a_mount_of_the_docker_socket_or_its_directory_is_refused() {
+        for host in ["/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run", "/"] {
+            let mut s = spec();
+            s.mounts = vec![BindMount { host_path: host.into(), container_path: "/x".into(), read_only: true }];
+            match s.validate() {
+                Err(RuntimeError::InvalidSpec(msg)) => assert!(msg.contains(host), "{host}: {msg}"),
+                other => panic!("{host}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hardening_and_network_rules() {
+        assert_eq!(workload_spec().validate(), Ok(()));
+        assert_eq!(workload_spec().network_labels().len(), 3, "cluster, node, workload; not the rank");
+        let tmp = |p: &str| TmpfsMount { container_path: p.into(), size_bytes: 0, mode: 0o1777, owner: None };
+        let cases: Vec<Mutation> = vec![
+            Box::new(|s| s.hardening.pids_limit = 0),
+            Box::new(|s| s.hardening.pids_limit = -1),
+            Box::new(move |s| s.hardening.tmpfs = vec![tmp("rel")]),
+            Box::new(move |s| s.hardening.tmpfs = vec![tmp("/tmp"), tmp("/tmp")]),
+            Box::new(move |s| s.hardening.tmpfs = vec![tmp("/a,b")]),
+            Box::new(move |s| {
+                s.mounts = vec![BindMount { host_path: "/h".into(), container_path: "/tmp".into(), read_only: true }];
+                s.hardening.tmpfs = vec![tmp("/tmp")];
+            }),
+            Box::new(|s| s.labels.remove(labels::WORKLOAD).map(drop).unwrap_or(())),
+            Box::new(|s| s.network = Network::Workload { name: "-bad".into(), aliases: vec![] }),
+            Box::new(|s| s.network = Network::Workload { name: "gantry-c-w".into(), aliases: vec!["a b".into()] }),
+            Box::new(|s| {
+                s.network = Network::HostForMultiNodeGang;
+                s.hostname = Some("t-0".into());
+            }),
+        ];
+        for (i, mutate) in cases.iter().enumerate() {
+            let mut s = workload_spec();
+            mutate(&mut s);
+            assert!(matches!(s.validate(), Err(RuntimeError::InvalidSpec(_))), "case {i}: {:?}", s.validate());
         }
     }
 }

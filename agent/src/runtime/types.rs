@@ -121,3 +121,40 @@ pub struct Limits {
     /// Device ids of the container's NVIDIA device requests (GPU UUIDs).
     pub gpu_device_ids: Vec<String>,
 }
+
+/// One of Gantry's workload networks as the engine lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Containers attached to it, in any state (created, running, exited).
+    pub containers: usize,
+}
+
+/// The security settings the engine actually applied to a container (tests compare
+/// them with the spec, and assert the ones no spec can change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedHardening {
+    pub init: bool,
+    /// The container's security options (`no-new-privileges:true`, …).
+    pub security_opt: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub cap_add: Vec<String>,
+    /// `None`: unlimited.
+    pub pids_limit: Option<i64>,
+    /// `uid:gid`, or empty for the image's user.
+    pub user: String,
+    pub read_only_rootfs: bool,
+    pub privileged: bool,
+    /// `host`, `none` or a network name.
+    pub network_mode: String,
+    /// Networks the container is attached to, sorted.
+    pub networks: Vec<String>,
+    /// Empty for a private namespace.
+    pub pid_mode: String,
+    pub ipc_mode: String,
+    /// Host paths of its bind mounts.
+    pub mount_sources: Vec<String>,
+    /// Container paths of its tmpfs mounts, sorted.
+    pub tmpfs: Vec<String>,
+}

@@ -2,7 +2,9 @@
 
 use std::sync::Mutex;
 
-use gantry_agent::runtime::{ContainerId, ContainerRuntime, ContainerSpec, DockerConfig, DockerRuntime, GpuMode};
+use gantry_agent::runtime::{
+    ContainerId, ContainerRuntime, ContainerSpec, DockerConfig, DockerRuntime, GpuMode, LabelSelector, labels,
+};
 
 use crate::suite::Harness;
 use crate::test_image;
@@ -41,15 +43,12 @@ impl DockerHarness {
         ContainerSpec::new(name, &self.image, vec!["/bin/sh".into(), "-c".into(), script.into()])
     }
 
-    /// Removes every container this harness named. Also run on drop (on a thread of
-    /// its own, since drop cannot await), so failing tests clean up too.
+    /// Removes every container this harness named and the networks of its cluster.
+    /// Also run on drop (on a thread of its own, since drop cannot await), so failing
+    /// tests clean up too.
     pub async fn cleanup(&self) {
         let names = std::mem::take(&mut *self.created.lock().unwrap_or_else(|p| p.into_inner()));
-        for name in names {
-            if let Err(e) = self.runtime.remove(&ContainerId(name.clone())).await {
-                eprintln!("cleanup of {name} failed: {e}");
-            }
-        }
+        remove_all(&self.runtime, names, &self.cluster).await;
     }
 }
 
@@ -59,21 +58,29 @@ impl Drop for DockerHarness {
         if names.is_empty() {
             return;
         }
+        let cluster = self.cluster.clone();
         let joined = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async {
                 let Ok(docker) = DockerRuntime::connect(&DockerConfig::default()).await else { return };
-                for name in names {
-                    if let Err(e) = docker.remove(&ContainerId(name.clone())).await {
-                        eprintln!("cleanup of {name} failed: {e}");
-                    }
-                }
+                remove_all(&docker, names, &cluster).await;
             });
         })
         .join();
         if joined.is_err() {
             eprintln!("container cleanup thread panicked");
         }
+    }
+}
+
+async fn remove_all(docker: &DockerRuntime, names: Vec<String>, cluster: &str) {
+    for name in names {
+        if let Err(e) = docker.remove(&ContainerId(name.clone())).await {
+            eprintln!("cleanup of {name} failed: {e}");
+        }
+    }
+    if let Err(e) = docker.remove_unused_networks(&LabelSelector::new().with(labels::CLUSTER, cluster)).await {
+        eprintln!("cleanup of the networks of {cluster} failed: {e}");
     }
 }
 

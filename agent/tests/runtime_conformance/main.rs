@@ -46,4 +46,7 @@ conformance!(
     events_report_start_and_die,
     names_are_unique,
     missing_image_and_container_are_distinct_errors,
+    hardening_is_applied,
+    a_workload_network_lives_as_long_as_its_containers,
+    a_docker_socket_mount_is_refused_before_anything_exists,
 );

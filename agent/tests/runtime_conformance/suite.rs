@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use gantry_agent::runtime::{
-    ContainerEventKind, ContainerId, ContainerRuntime, ContainerSpec, ContainerState, GantryLabels, GpuMode,
-    LabelSelector, LogStream, RuntimeError, labels,
+    BindMount, ContainerEventKind, ContainerId, ContainerRuntime, ContainerSpec, ContainerState, GantryLabels, GpuMode,
+    Hardening, LabelSelector, LogStream, Network, RuntimeError, TmpfsMount, UserId, labels, workload_network_name,
 };
 
 /// Generous: the engine may be slow on a loaded 2-core CI machine.
@@ -208,4 +208,90 @@ pub async fn missing_image_and_container_are_distinct_errors(h: &dyn Harness) {
     let mut invalid = h.exiting("-bad name", &[], 0);
     invalid.name = "-bad name".into();
     assert!(matches!(rt.create_and_start(&invalid).await, Err(RuntimeError::InvalidSpec(_))));
+}
+
+/// A long-running container of workload `workload` on that workload's own network,
+/// confined as a training is.
+fn hardened(h: &dyn Harness, name: &str, workload: &str, rank: u32) -> ContainerSpec {
+    let mut spec = h.long_running(name);
+    spec.labels =
+        GantryLabels { cluster: h.cluster().into(), node: "n1".into(), workload: workload.into(), rank }.to_map();
+    spec.network = Network::Workload {
+        name: workload_network_name(h.cluster(), workload),
+        aliases: vec![format!("{workload}-{rank}")],
+    };
+    spec.hardening = Hardening {
+        user: Some(UserId { uid: 1000, gid: 1000 }),
+        read_only_rootfs: true,
+        tmpfs: vec![TmpfsMount { container_path: "/tmp".into(), size_bytes: 1 << 20, mode: 0o1777, owner: None }],
+        pids_limit: 100,
+        cap_add: Vec::new(),
+    };
+    spec
+}
+
+fn networks_of(h: &dyn Harness) -> LabelSelector {
+    LabelSelector::new().with(labels::CLUSTER, h.cluster())
+}
+
+pub async fn hardening_is_applied(h: &dyn Harness) {
+    let rt = h.runtime();
+    let spec = hardened(h, &h.name("hardened"), "wh", 0);
+    let id = rt.create_and_start(&spec).await.unwrap();
+    let applied = rt.inspect_hardening(&id).await.unwrap();
+    assert!(applied.init, "an init process reaps zombies");
+    assert_eq!(applied.security_opt, ["no-new-privileges:true"]);
+    assert_eq!(applied.cap_drop, ["ALL"]);
+    assert!(applied.cap_add.is_empty(), "{:?}", applied.cap_add);
+    assert_eq!(applied.pids_limit, Some(100));
+    assert_eq!(applied.user, "1000:1000");
+    assert!(applied.read_only_rootfs);
+    assert!(!applied.privileged);
+    assert_eq!((applied.pid_mode.as_str(), applied.ipc_mode.as_str()), ("", "private"));
+    let network = workload_network_name(h.cluster(), "wh");
+    assert_eq!(applied.network_mode, network);
+    assert_eq!(
+        applied.networks,
+        std::slice::from_ref(&network),
+        "its own network, neither host nor the default bridge"
+    );
+    assert_eq!(applied.tmpfs, ["/tmp"]);
+    assert!(!applied.mount_sources.iter().any(|m| m.contains("docker")), "{:?}", applied.mount_sources);
+    rt.remove(&id).await.unwrap();
+}
+
+pub async fn a_workload_network_lives_as_long_as_its_containers(h: &dyn Harness) {
+    let rt = h.runtime();
+    let first = rt.create_and_start(&hardened(h, &h.name("net-0"), "wn", 0)).await.unwrap();
+    let second = rt.create_and_start(&hardened(h, &h.name("net-1"), "wn", 1)).await.unwrap();
+    let listed = rt.list_networks(&networks_of(h)).await.unwrap();
+    assert_eq!(listed.len(), 1, "one network per workload group: {listed:?}");
+    assert_eq!((listed[0].name.as_str(), listed[0].containers), (workload_network_name(h.cluster(), "wn").as_str(), 2));
+    assert_eq!(listed[0].labels.get(labels::WORKLOAD).map(String::as_str), Some("wn"));
+    assert!(!listed[0].labels.contains_key(labels::RANK), "the network is the group's, not a rank's");
+
+    rt.remove(&first).await.unwrap();
+    assert_eq!(rt.list_networks(&networks_of(h)).await.unwrap().len(), 1, "kept while a container uses it");
+    assert_eq!(rt.remove_unused_networks(&networks_of(h)).await.unwrap(), Vec::<String>::new());
+    rt.remove(&second).await.unwrap();
+    assert_eq!(rt.list_networks(&networks_of(h)).await.unwrap(), [], "removed with the last container");
+    rt.remove(&second).await.unwrap();
+    assert_eq!(rt.remove_unused_networks(&networks_of(h)).await.unwrap(), Vec::<String>::new(), "idempotent");
+}
+
+pub async fn a_docker_socket_mount_is_refused_before_anything_exists(h: &dyn Harness) {
+    let rt = h.runtime();
+    for host_path in ["/var/run/docker.sock", "/run/docker.sock", "/var/run", "/"] {
+        let name = h.name("sock");
+        let mut spec = hardened(h, &name, "ws", 0);
+        spec.mounts =
+            vec![BindMount { host_path: host_path.into(), container_path: "/engine".into(), read_only: true }];
+        match rt.create_and_start(&spec).await {
+            Err(RuntimeError::InvalidSpec(msg)) => assert!(msg.contains(host_path), "{msg}"),
+            other => panic!("{host_path}: {other:?}"),
+        }
+        let exists = rt.list(&LabelSelector::new()).await.unwrap().into_iter().any(|c| c.name == name);
+        assert!(!exists, "no container was created for {host_path}");
+    }
+    assert_eq!(rt.list_networks(&networks_of(h)).await.unwrap(), [], "no network was created either");
 }

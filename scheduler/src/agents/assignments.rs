@@ -20,6 +20,7 @@ pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
             .iter()
             .map(|a| state.nodes.get(&a.node_id).map(|n| n.address.clone()).unwrap_or_default())
             .collect();
+        let rank_node_ids: Vec<String> = placement.assignments.iter().map(|a| a.node_id.clone()).collect();
         for (rank, a) in placement.assignments.iter().enumerate().filter(|(_, a)| a.node_id == node_id) {
             out.push(WorkAssignment {
                 workload_id: workload_id.clone(),
@@ -34,6 +35,7 @@ pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
                 rank_addresses: rank_addresses.clone(),
                 stop: training.status == TrainingStatus::StopInProgress,
                 grants: Some(convert::storage_grants_to_wire(&state.grants(project))),
+                rank_node_ids: rank_node_ids.clone(),
             });
         }
     }
@@ -99,6 +101,7 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].rank, 1);
         assert_eq!(a[0].rank_addresses, ["10.0.0.2", "10.0.0.1"]);
+        assert_eq!(a[0].rank_node_ids, ["b", "a"]);
         assert_eq!(a[0].training_name, "t");
         assert!(!a[0].stop);
         assert_eq!(node_assignments(&state, "b")[0].rank, 0);

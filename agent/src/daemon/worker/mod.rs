@@ -15,6 +15,7 @@
 mod logpump;
 mod prepare;
 mod report;
+mod writable;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct WorkerEnv {
     pub state_dir: PathBuf,
     pub log_limits: LogLimits,
     pub stop_grace: std::time::Duration,
+    /// How training containers are confined (`[docker.hardening]`).
+    pub hardening: crate::runtime::HardeningConfig,
 }
 
 impl WorkerEnv {
@@ -74,6 +77,7 @@ impl WorkerEnv {
             pip: &self.pip,
             work_dir: self.work_dir(key),
             tensorboard_dir: self.state_dir.join("tensorboard").join(&key.workload_id).join(key.rank.to_string()),
+            hardening: &self.hardening,
         }
     }
 

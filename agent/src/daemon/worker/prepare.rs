@@ -14,8 +14,11 @@ use gantry_proto::v1::WorkAssignment;
 
 use super::super::storage::{Located, Opened, Storage};
 use super::super::wheels::{self, PipConfig};
+use super::writable;
+use crate::contract::network::{GangPlacement, training_network};
+use crate::contract::security::training_hardening;
 use crate::contract::{ContractInput, HostDirs, training_launch};
-use crate::runtime::{ContainerSpec, GantryLabels};
+use crate::runtime::{ContainerSpec, GantryLabels, HardeningConfig};
 
 /// Everything the worker needs that is not in the assignment.
 pub struct Site<'a> {
@@ -27,6 +30,8 @@ pub struct Site<'a> {
     /// This container's working directories (model, checkpoints, wheels).
     pub work_dir: PathBuf,
     pub tensorboard_dir: PathBuf,
+    /// How training containers are confined on this node.
+    pub hardening: &'a HardeningConfig,
 }
 
 /// The container's engine name: unique per cluster, workload and rank.
@@ -133,14 +138,19 @@ pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, St
     for dir in [model, checkpoint, &site.tensorboard_dir] {
         mkdir(dir)?;
     }
-    let wheels = match wanted {
+    let (wheels, packages) = match wanted {
         Some(wanted) => {
             let dest = site.work_dir.join("wheels");
             wheels::download(&wanted, &dest, site.pip).await?;
-            Some(dest.display().to_string())
+            let packages = site.work_dir.join("packages");
+            mkdir(&packages)?;
+            writable::hand_over(&[&packages], site.hardening.training_user)?;
+            (Some(dest.display().to_string()), Some(packages.display().to_string()))
         }
-        None => None,
+        None => (None, None),
     };
+    // The training runs as its own unprivileged user: it must be able to write these.
+    writable::hand_over(&[model, checkpoint, &site.tensorboard_dir], site.hardening.training_user)?;
     let dirs = HostDirs {
         source: real(&source),
         datasets,
@@ -149,12 +159,20 @@ pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, St
         checkpoint_output: checkpoint.display().to_string(),
         tensorboard: site.tensorboard_dir.display().to_string(),
         wheels,
+        packages,
     };
-    // A gang spans nodes: its containers use the hosts' network and reach each other at
-    // the node addresses. A single container keeps the isolated default bridge.
-    let gang = spec.instance_count > 1;
-    let hostnames: Vec<String> =
-        if gang { a.rank_addresses.clone() } else { vec![format!("{}-{}", a.training_name, a.rank)] };
+    // The workload's own network; the host's only for a gang spanning nodes.
+    let net = training_network(&GangPlacement {
+        cluster: site.cluster,
+        node_id: site.node_id,
+        workload_id: &a.workload_id,
+        training_name: &a.training_name,
+        rank: a.rank,
+        instance_count: spec.instance_count,
+        rank_node_ids: &a.rank_node_ids,
+        rank_addresses: &a.rank_addresses,
+    });
+    let hostnames = net.hostnames;
     let launch = training_launch(ContractInput {
         spec: &spec,
         rank: a.rank,
@@ -177,11 +195,9 @@ pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, St
     c.gpu_uuids = a.gpu_uuids.clone();
     c.mounts = launch.mounts;
     c.working_dir = Some(launch.working_dir);
-    if gang {
-        c.network = Some("host".into());
-    } else {
-        c.hostname = Some(launch.hostname);
-    }
+    c.network = net.network;
+    c.hostname = net.hostname;
+    c.hardening = training_hardening(site.hardening);
     // Half the memory limit for /dev/shm (data loaders, NCCL), within Docker's bounds.
     let memory = i64::try_from(a.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
     c.shm_bytes = Some((memory / 2).clamp(64 * 1024 * 1024, 16 * 1024 * 1024 * 1024));

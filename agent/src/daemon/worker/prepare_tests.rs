@@ -13,6 +13,7 @@ struct Fixture {
     dir: tempfile::TempDir,
     storage: Storage,
     pip: PipConfig,
+    hardening: crate::runtime::HardeningConfig,
 }
 
 impl Fixture {
@@ -22,7 +23,12 @@ impl Fixture {
         std::fs::write(dir.path().join("granted/algo/train.py"), "print(1)\n").unwrap();
         std::fs::create_dir_all(dir.path().join("granted/data")).unwrap();
         let deny = DenyList::new(&dir.path().join("state"), Path::new("/var/run/docker.sock"), &[]);
-        Fixture { storage: Storage { nas: Default::default(), deny }, pip: PipConfig::default(), dir }
+        Fixture {
+            storage: Storage { nas: Default::default(), deny },
+            pip: PipConfig::default(),
+            hardening: Default::default(),
+            dir,
+        }
     }
 
     fn url(&self, rel: &str) -> String {
@@ -38,6 +44,7 @@ impl Fixture {
             pip: &self.pip,
             work_dir: self.dir.path().join("state/work/w/0"),
             tensorboard_dir: self.dir.path().join("state/tb/w/0"),
+            hardening: &self.hardening,
         }
     }
 

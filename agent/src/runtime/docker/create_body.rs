@@ -2,9 +2,13 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
+    NetworkingConfig,
+};
 
-use crate::runtime::spec::{ContainerSpec, GpuMode};
+use crate::runtime::hardening::{Hardening, NO_NEW_PRIVILEGES, TmpfsMount};
+use crate::runtime::spec::{ContainerSpec, GpuMode, Network};
 
 /// Docker's own copy of a container's output, which the agent reads into its log store.
 /// `docker logs --follow` can drop or repeat lines when the engine rotates the file under
@@ -41,6 +45,8 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
         _ => None,
     };
     let limited = |v: i64| (v > 0).then_some(v);
+    let h = &spec.hardening;
+    let (network_mode, networking_config) = network(&spec.network);
     let host_config = HostConfig {
         nano_cpus: limited(spec.nano_cpus),
         memory: limited(spec.memory_bytes),
@@ -49,8 +55,21 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
         memory_swap: limited(spec.memory_bytes),
         device_requests,
         mounts: Some(mounts),
-        network_mode: spec.network.clone(),
+        network_mode: Some(network_mode),
         shm_size: spec.shm_bytes,
+        // What no spec can change (see `runtime::hardening::ALWAYS`).
+        init: Some(true),
+        security_opt: Some(vec![NO_NEW_PRIVILEGES.to_string()]),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        cap_add: Some(h.cap_add.iter().map(|c| c.engine_name().to_string()).collect()),
+        privileged: Some(false),
+        // Explicit rather than the daemon's default, which an operator may set to
+        // "shareable" or "host".
+        ipc_mode: Some("private".into()),
+        pid_mode: Some(String::new()),
+        pids_limit: Some(h.pids_limit),
+        readonly_rootfs: Some(h.read_only_rootfs),
+        tmpfs: Some(h.tmpfs.iter().map(|t| (t.container_path.clone(), tmpfs_options(t))).collect()),
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(HashMap::from([
@@ -69,14 +88,49 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
         labels: Some(spec.effective_labels().into_iter().collect()),
         hostname: spec.hostname.clone(),
         working_dir: spec.working_dir.clone(),
+        user: user(h),
         host_config: Some(host_config),
+        networking_config,
         ..Default::default()
     }
+}
+
+fn user(h: &Hardening) -> Option<String> {
+    h.user.map(|u| u.to_string())
+}
+
+/// `HostConfig.NetworkMode` and, for a workload network, the container's endpoint
+/// (its DNS aliases there).
+fn network(network: &Network) -> (String, Option<NetworkingConfig>) {
+    match network {
+        Network::None => ("none".into(), None),
+        Network::HostForMultiNodeGang => ("host".into(), None),
+        Network::Workload { name, aliases } => {
+            let endpoint = EndpointSettings { aliases: Some(aliases.clone()), ..Default::default() };
+            let config = NetworkingConfig { endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])) };
+            (name.clone(), Some(config))
+        }
+    }
+}
+
+/// Docker's tmpfs option string. `nosuid,nodev`: nothing on it can raise privileges
+/// or reach a device; exec stays allowed (compilers and JITs write code to /tmp).
+fn tmpfs_options(t: &TmpfsMount) -> String {
+    let mut options = vec!["rw".to_string(), "nosuid".into(), "nodev".into(), format!("mode={:o}", t.mode)];
+    if t.size_bytes > 0 {
+        options.push(format!("size={}", t.size_bytes));
+    }
+    if let Some(owner) = t.owner {
+        options.push(format!("uid={}", owner.uid));
+        options.push(format!("gid={}", owner.gid));
+    }
+    options.join(",")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::hardening::{Capability, UserId};
     use crate::runtime::spec::BindMount;
 
     fn gpu_spec() -> ContainerSpec {
@@ -122,6 +176,61 @@ mod tests {
         let m = &hc.mounts.unwrap()[0];
         assert_eq!((m.typ, m.read_only), (Some(MountType::BIND), Some(true)));
         assert_eq!((m.source.as_deref(), m.target.as_deref()), (Some("/h/src"), Some("/gantry/source")));
+    }
+
+    #[test]
+    fn every_container_is_hardened_whatever_its_spec() {
+        let body = create_body(&ContainerSpec::new("t-0", "img", vec!["sh".into()]), GpuMode::Nvidia);
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.init, Some(true));
+        assert_eq!(hc.security_opt, Some(vec!["no-new-privileges:true".to_string()]));
+        assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(hc.cap_add, Some(vec![]));
+        assert_eq!(hc.privileged, Some(false));
+        assert_eq!((hc.ipc_mode.as_deref(), hc.pid_mode.as_deref()), (Some("private"), Some("")));
+        assert_eq!(hc.pids_limit, Some(crate::runtime::hardening::DEFAULT_PIDS_LIMIT));
+        assert_eq!(hc.readonly_rootfs, Some(false));
+        assert_eq!(hc.network_mode.as_deref(), Some("none"), "never the default bridge");
+        assert_eq!((body.user, body.networking_config), (None, None));
+    }
+
+    #[test]
+    fn the_spec_hardening_reaches_the_engine() {
+        let mut s = gpu_spec();
+        let user = UserId { uid: 1000, gid: 1001 };
+        s.hardening = Hardening {
+            user: Some(user),
+            read_only_rootfs: true,
+            tmpfs: vec![
+                TmpfsMount { container_path: "/tmp".into(), size_bytes: 0, mode: 0o1777, owner: None },
+                TmpfsMount { container_path: "/home/x".into(), size_bytes: 1 << 20, mode: 0o700, owner: Some(user) },
+            ],
+            pids_limit: 77,
+            cap_add: vec![Capability::Chown, Capability::NetBindService],
+        };
+        s.network = Network::Workload { name: "gantry-c-w".into(), aliases: vec!["t-0".into()] };
+        let body = create_body(&s, GpuMode::Nvidia);
+        assert_eq!(body.user.as_deref(), Some("1000:1001"));
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(endpoints["gantry-c-w"].aliases, Some(vec!["t-0".to_string()]));
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.network_mode.as_deref(), Some("gantry-c-w"));
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.pids_limit, Some(77));
+        assert_eq!(hc.cap_add, Some(vec!["CAP_CHOWN".to_string(), "CAP_NET_BIND_SERVICE".to_string()]));
+        assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]), "adding some never stops dropping all");
+        let tmpfs = hc.tmpfs.unwrap();
+        assert_eq!(tmpfs["/tmp"], "rw,nosuid,nodev,mode=1777");
+        assert_eq!(tmpfs["/home/x"], "rw,nosuid,nodev,mode=700,size=1048576,uid=1000,gid=1001");
+    }
+
+    #[test]
+    fn a_multi_node_gang_uses_the_host_network() {
+        let mut s = ContainerSpec::new("t-0", "img", vec!["sh".into()]);
+        s.network = Network::HostForMultiNodeGang;
+        let body = create_body(&s, GpuMode::Nvidia);
+        assert_eq!(body.host_config.unwrap().network_mode.as_deref(), Some("host"));
+        assert_eq!(body.networking_config, None);
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! The engine may be older than bollard's default API version (Debian's Docker 20.10
 //! speaks 1.41), so [`DockerRuntime::connect`] negotiates the version once.
 
+mod applied;
 mod convert;
 mod create_body;
+mod networks;
 mod timestamp;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -21,13 +24,17 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::ContainerRuntime;
 use super::error::RuntimeError;
+use super::hardening::HardeningConfig;
 use super::labels::LabelSelector;
-use super::spec::{ContainerSpec, GpuMode};
-use super::types::{ContainerEvent, ContainerId, ContainerInfo, ContainerState, ContainerStats, Limits, LogLine};
+use super::spec::{ContainerSpec, GpuMode, Network};
+use super::types::{
+    AppliedHardening, ContainerEvent, ContainerId, ContainerInfo, ContainerState, ContainerStats, Limits, LogLine,
+    NetworkInfo,
+};
 
 /// Seconds bollard waits for response headers. Streams (logs, events, wait) are not
 /// bounded by it; `stop` answers only after the container stopped, so it gets its own.
@@ -44,6 +51,9 @@ pub struct DockerConfig {
     /// How GPUs reach containers on this node.
     #[serde(default)]
     pub gpu_mode: GpuMode,
+    /// How workloads are confined (user, root filesystem, PID limit).
+    #[serde(default)]
+    pub hardening: HardeningConfig,
 }
 
 /// The Docker engine of this node. Cheap to clone (the client is shared).
@@ -51,6 +61,9 @@ pub struct DockerConfig {
 pub struct DockerRuntime {
     docker: Docker,
     gpu_mode: GpuMode,
+    /// Held while a workload network is created or removed, so two ranks of a group
+    /// starting at once never create two networks of one name.
+    network_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl DockerRuntime {
@@ -63,7 +76,7 @@ impl DockerRuntime {
         }
         .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
         let docker = docker.negotiate_version().await.map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
-        Ok(DockerRuntime { docker, gpu_mode: config.gpu_mode })
+        Ok(DockerRuntime { docker, gpu_mode: config.gpu_mode, network_lock: Arc::default() })
     }
 
     pub fn gpu_mode(&self) -> GpuMode {
@@ -74,6 +87,66 @@ impl DockerRuntime {
     /// (loading images).
     pub fn client(&self) -> &Docker {
         &self.docker
+    }
+
+    async fn ensure_network(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        if let Network::Workload { name, .. } = &spec.network {
+            let _guard = self.network_lock.lock().await;
+            networks::ensure(&self.docker, name, spec.network_labels()).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates and starts once; `Err(Ok(()))` when the container's network vanished
+    /// under it (worth one more try), `Err(Err(_))` for any other failure.
+    async fn try_create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerId, Result<(), RuntimeError>> {
+        let retry_network =
+            |e: &BollardError| matches!(spec.network, Network::Workload { .. }) && networks::network_missing(e);
+        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        let created =
+            match self.docker.create_container(Some(options), create_body::create_body(spec, self.gpu_mode)).await {
+                Ok(c) => c,
+                Err(e) if retry_network(&e) => return Err(Ok(())),
+                Err(e) => return Err(Err(convert::map_create_error(&spec.name, &spec.image, e))),
+            };
+        for warning in created.warnings.iter().filter(|w| !w.is_empty()) {
+            warn!(container = %spec.name, warning = %warning, "docker warned on create");
+        }
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            let again = retry_network(&e);
+            let err = convert::map_error("start", &spec.name, e);
+            // A created-but-never-started container would hold the name and confuse
+            // the next reconcile; the start error is what the caller needs to see.
+            if let Err(cleanup) = self.remove(&ContainerId(created.id.clone())).await {
+                warn!(container = %spec.name, error = %cleanup, "could not remove container after failed start");
+            }
+            return Err(if again { Ok(()) } else { Err(err) });
+        }
+        Ok(ContainerId(created.id))
+    }
+
+    /// Waits (bounded) until the engine no longer knows container `id`.
+    async fn wait_gone(&self, id: &str) -> Result<(), RuntimeError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(REQUEST_TIMEOUT_SECS);
+        loop {
+            match self.docker.inspect_container(id, None).await {
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(()),
+                Err(e) => return Err(convert::map_error("inspect", id, e)),
+                Ok(_) if tokio::time::Instant::now() > deadline => {
+                    return Err(RuntimeError::Engine { op: "remove", message: format!("{id} is still being removed") });
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// The workload networks `id` is attached to (empty if it does not exist).
+    async fn networks_of(&self, id: &str) -> Result<Vec<String>, RuntimeError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(inspect) => Ok(applied::networks(&inspect)),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(Vec::new()),
+            Err(e) => Err(convert::map_error("inspect", id, e)),
+        }
     }
 
     async fn exit_code_of(&self, id: &str) -> Result<Option<i64>, RuntimeError> {
@@ -87,25 +160,17 @@ impl DockerRuntime {
 impl ContainerRuntime for DockerRuntime {
     async fn create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerId, RuntimeError> {
         spec.validate()?;
-        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), create_body::create_body(spec, self.gpu_mode))
-            .await
-            .map_err(|e| convert::map_create_error(&spec.name, &spec.image, e))?;
-        for warning in created.warnings.iter().filter(|w| !w.is_empty()) {
-            warn!(container = %spec.name, warning = %warning, "docker warned on create");
-        }
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
-            let err = convert::map_error("start", &spec.name, e);
-            // A created-but-never-started container would hold the name and confuse
-            // the next reconcile; the start error is what the caller needs to see.
-            if let Err(cleanup) = self.remove(&ContainerId(created.id.clone())).await {
-                warn!(container = %spec.name, error = %cleanup, "could not remove container after failed start");
+        // Twice at most: the group's network may be removed with its previous last
+        // container between `ensure_network` and the start.
+        for _ in 0..2 {
+            self.ensure_network(spec).await?;
+            match self.try_create_and_start(spec).await {
+                Ok(id) => return Ok(id),
+                Err(Ok(())) => debug!(container = %spec.name, "its network vanished; creating it again"),
+                Err(Err(e)) => return Err(e),
             }
-            return Err(err);
         }
-        Ok(ContainerId(created.id))
+        Err(RuntimeError::Engine { op: "create", message: format!("the network of {} keeps vanishing", spec.name) })
     }
 
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError> {
@@ -118,12 +183,26 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let networks = self.networks_of(id.as_str()).await?;
         let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
         match self.docker.remove_container(id.as_str(), Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(e) => Err(convert::map_error("remove", id.as_str(), e)),
+            Ok(()) => {}
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+            // Another caller (an agent killed mid-removal, a test's cleanup) is removing
+            // it: the result is the same once it is gone, and only then is its network
+            // unused.
+            Err(BollardError::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                self.wait_gone(id.as_str()).await?;
+            }
+            Err(e) => return Err(convert::map_error("remove", id.as_str(), e)),
         }
+        let _guard = self.network_lock.lock().await;
+        for name in networks {
+            networks::remove_if_unused(&self.docker, &name).await?;
+        }
+        Ok(())
     }
 
     async fn list(&self, selector: &LabelSelector) -> Result<Vec<ContainerInfo>, RuntimeError> {
@@ -223,5 +302,23 @@ impl ContainerRuntime for DockerRuntime {
             .await
             .map_err(|e| convert::map_error("inspect", id.as_str(), e))?;
         Ok(convert::limits(&inspect))
+    }
+
+    async fn inspect_hardening(&self, id: &ContainerId) -> Result<AppliedHardening, RuntimeError> {
+        let inspect = self
+            .docker
+            .inspect_container(id.as_str(), None)
+            .await
+            .map_err(|e| convert::map_error("inspect", id.as_str(), e))?;
+        Ok(applied::hardening(&inspect))
+    }
+
+    async fn list_networks(&self, selector: &LabelSelector) -> Result<Vec<NetworkInfo>, RuntimeError> {
+        networks::list(&self.docker, selector).await
+    }
+
+    async fn remove_unused_networks(&self, selector: &LabelSelector) -> Result<Vec<String>, RuntimeError> {
+        let _guard = self.network_lock.lock().await;
+        networks::remove_unused(&self.docker, selector).await
     }
 }

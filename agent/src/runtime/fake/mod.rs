@@ -17,9 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, watch};
 
 use super::error::RuntimeError;
-use super::spec::{ContainerSpec, GpuMode};
+use super::hardening::NO_NEW_PRIVILEGES;
+use super::spec::{ContainerSpec, GpuMode, Network};
 use super::types::{
-    ContainerEvent, ContainerEventKind, ContainerId, ContainerState, ContainerStats, LogLine, LogStream,
+    AppliedHardening, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, ContainerStats, LogLine,
+    LogStream,
 };
 
 /// Exit code of a container killed by SIGKILL (force remove, OOM kill).
@@ -81,11 +83,18 @@ struct State {
     default_script: FakeScript,
     /// `None`: every image exists.
     images: Option<BTreeSet<String>>,
+    /// Workload networks by name, with their labels.
+    networks: BTreeMap<String, BTreeMap<String, String>>,
     next_id: u64,
     clock: u64,
 }
 
 impl State {
+    /// Containers (any state) attached to network `name`.
+    fn attached(&self, name: &str) -> usize {
+        self.containers.values().filter(|c| network_name(&c.spec) == Some(name)).count()
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
@@ -208,6 +217,43 @@ impl FakeRuntime {
         }
         self.notify();
         Ok(())
+    }
+}
+
+/// The workload network of a spec, if it has one.
+fn network_name(spec: &ContainerSpec) -> Option<&str> {
+    match &spec.network {
+        Network::Workload { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// What the engine would report for a container created from `spec` (the shape
+/// `create_body` gives Docker).
+fn applied(spec: &ContainerSpec) -> AppliedHardening {
+    let h = &spec.hardening;
+    let network_mode = match &spec.network {
+        Network::None => "none".to_string(),
+        Network::HostForMultiNodeGang => "host".to_string(),
+        Network::Workload { name, .. } => name.clone(),
+    };
+    let mut tmpfs: Vec<String> = h.tmpfs.iter().map(|t| t.container_path.clone()).collect();
+    tmpfs.sort();
+    AppliedHardening {
+        init: true,
+        security_opt: vec![NO_NEW_PRIVILEGES.to_string()],
+        cap_drop: vec!["ALL".to_string()],
+        cap_add: h.cap_add.iter().map(|c| c.engine_name().to_string()).collect(),
+        pids_limit: Some(h.pids_limit),
+        user: h.user.map(|u| u.to_string()).unwrap_or_default(),
+        read_only_rootfs: h.read_only_rootfs,
+        privileged: false,
+        network_mode,
+        networks: network_name(spec).map(|n| vec![n.to_string()]).unwrap_or_default(),
+        pid_mode: String::new(),
+        ipc_mode: "private".to_string(),
+        mount_sources: spec.mounts.iter().map(|m| m.host_path.clone()).collect(),
+        tmpfs,
     }
 }
 

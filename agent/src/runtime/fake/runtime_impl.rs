@@ -7,14 +7,14 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{FakeContainer, FakeExit, FakeRuntime, SIGKILL_EXIT, emit, finish};
+use super::{FakeContainer, FakeExit, FakeRuntime, SIGKILL_EXIT, applied, emit, finish, network_name};
 use crate::runtime::ContainerRuntime;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::labels::LabelSelector;
 use crate::runtime::spec::{ContainerSpec, GpuMode};
 use crate::runtime::types::{
-    ContainerEvent, ContainerEventKind, ContainerId, ContainerInfo, ContainerState, ContainerStats, Limits, LogLine,
-    LogStream,
+    AppliedHardening, ContainerEvent, ContainerEventKind, ContainerId, ContainerInfo, ContainerState, ContainerStats,
+    Limits, LogLine, LogStream, NetworkInfo,
 };
 
 /// What a log follower does next.
@@ -35,6 +35,9 @@ impl ContainerRuntime for FakeRuntime {
             }
             if state.resolve(&spec.name).is_some() {
                 return Err(RuntimeError::NameConflict(spec.name.clone()));
+            }
+            if let Some(network) = network_name(spec) {
+                state.networks.entry(network.to_string()).or_insert_with(|| spec.network_labels());
             }
             state.next_id += 1;
             let id = format!("fake{:012}", state.next_id);
@@ -78,7 +81,12 @@ impl ContainerRuntime for FakeRuntime {
     async fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
         match self.mutate(id.as_str(), |state, id| {
             finish(state, &self.events, id, SIGKILL_EXIT, false);
-            state.containers.remove(id);
+            let removed = state.containers.remove(id);
+            if let Some(network) = removed.as_ref().and_then(|c| network_name(&c.spec))
+                && state.attached(network) == 0
+            {
+                state.networks.remove(network);
+            }
         }) {
             Err(RuntimeError::NotFound(_)) => Ok(()),
             other => other,
@@ -199,6 +207,40 @@ impl ContainerRuntime for FakeRuntime {
                 GpuMode::FakeLabelsOnly => Vec::new(),
             },
         })
+    }
+
+    async fn inspect_hardening(&self, id: &ContainerId) -> Result<AppliedHardening, RuntimeError> {
+        let state = self.lock();
+        let key = state.resolve(id.as_str()).ok_or_else(|| RuntimeError::NotFound(id.0.clone()))?;
+        Ok(applied(&state.containers[&key].spec))
+    }
+
+    async fn list_networks(&self, selector: &LabelSelector) -> Result<Vec<NetworkInfo>, RuntimeError> {
+        let state = self.lock();
+        Ok(state
+            .networks
+            .iter()
+            .filter(|(_, labels)| selector.matches(labels))
+            .map(|(name, labels)| NetworkInfo {
+                name: name.clone(),
+                labels: labels.clone(),
+                containers: state.attached(name),
+            })
+            .collect())
+    }
+
+    async fn remove_unused_networks(&self, selector: &LabelSelector) -> Result<Vec<String>, RuntimeError> {
+        let mut state = self.lock();
+        let unused: Vec<String> = state
+            .networks
+            .iter()
+            .filter(|(name, labels)| selector.matches(labels) && state.attached(name) == 0)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &unused {
+            state.networks.remove(name);
+        }
+        Ok(unused)
     }
 }
 
