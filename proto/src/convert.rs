@@ -185,6 +185,15 @@ pub fn training_spec_from_wire(s: &v1::TrainingSpec) -> Result<d::TrainingSpec, 
 /// system directories. Errors name
 /// `{prefix}.read[i]` / `{prefix}.write[i]`.
 pub fn storage_grants_from_wire(prefix: &str, g: &v1::StorageGrants) -> Result<d::StorageGrants, ValidationError> {
+    let grants = storage_grants_parse(prefix, g)?;
+    grants.validate(prefix)?;
+    Ok(grants)
+}
+
+/// Parses grants as sent, without the rules on what may be granted: the agent reads
+/// its assignments' grants this way and applies its own deny list, so a grant a
+/// scheduler should never have sent is refused with the deny list's reason.
+pub fn storage_grants_parse(prefix: &str, g: &v1::StorageGrants) -> Result<d::StorageGrants, ValidationError> {
     let parse = |kind: &str, roots: &[String]| {
         roots
             .iter()
@@ -192,9 +201,7 @@ pub fn storage_grants_from_wire(prefix: &str, g: &v1::StorageGrants) -> Result<d
             .map(|(i, r)| d::StoragePath::parse(&format!("{prefix}.{kind}[{i}]"), r))
             .collect::<Result<Vec<_>, ValidationError>>()
     };
-    let grants = d::StorageGrants { read: parse("read", &g.read)?, write: parse("write", &g.write)? };
-    grants.validate(prefix)?;
-    Ok(grants)
+    Ok(d::StorageGrants { read: parse("read", &g.read)?, write: parse("write", &g.write)? })
 }
 
 pub fn storage_grants_to_wire(g: &d::StorageGrants) -> v1::StorageGrants {

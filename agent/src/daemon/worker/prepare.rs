@@ -66,7 +66,7 @@ fn training_spec(a: &WorkAssignment) -> Result<TrainingSpec, String> {
 fn grants(a: &WorkAssignment) -> Result<Option<StorageGrants>, String> {
     a.grants
         .as_ref()
-        .map(|g| convert::storage_grants_from_wire("grants", g))
+        .map(|g| convert::storage_grants_parse("grants", g))
         .transpose()
         .map_err(|e| format!("the assignment's storage grants are malformed: {e}"))
 }
