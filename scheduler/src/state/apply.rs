@@ -4,6 +4,7 @@ use gantry_domain::training::StatusChange;
 use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand};
 
 use super::containers::{self, ContainerPhase};
+use super::{ownership, revocations};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
@@ -137,10 +138,15 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             Ok(Applied::Done)
         }
         CommandV1::Noop => Ok(Applied::Done),
+        CommandV1::JoinNode { hostname, address, inventory, now_ms } => {
+            revocations::join_node(state, hostname, address, inventory, now_ms)
+        }
+        CommandV1::RevokeNode { node_id, reason, now_ms } => revocations::revoke_node(state, &node_id, &reason, now_ms),
+        CommandV1::AdmitNode { node_id } => revocations::admit_node(state, &node_id),
     }
 }
 
-fn register_node(
+pub(super) fn register_node(
     state: &mut State,
     hostname: String,
     address: String,
@@ -148,6 +154,11 @@ fn register_node(
     now_ms: u64,
 ) -> Outcome {
     gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
+    // The API refuses a revoked node's certificates; this closes the window between that
+    // check and a revocation committed before this entry.
+    if revocations::blocks_ready(state, &hostname) {
+        return Err(Rejected::PermissionDenied { reason: format!("node '{hostname}' was revoked") });
+    }
     let node = state.nodes.entry(hostname.clone()).or_insert_with(|| Node {
         id: hostname.clone(),
         hostname: hostname.clone(),
@@ -354,7 +365,16 @@ fn training_applied(state: &State, project: &str, name: &str) -> Outcome {
     Ok(Applied::Training { training: training.clone(), placement })
 }
 
-fn set_node_status(state: &mut State, node_id: &str, status: NodeStatus, reason: &str, now_ms: u64) -> Outcome {
+pub(super) fn set_node_status(
+    state: &mut State,
+    node_id: &str,
+    status: NodeStatus,
+    reason: &str,
+    now_ms: u64,
+) -> Outcome {
+    if status == NodeStatus::Ready && revocations::blocks_ready(state, node_id) {
+        return Err(Rejected::PermissionDenied { reason: format!("node '{node_id}' was revoked") });
+    }
     let node = state.nodes.get_mut(node_id).ok_or_else(|| Rejected::not_found(format!("node '{node_id}'")))?;
     if node.status == status {
         return Ok(Applied::Node(node.clone()));
@@ -403,17 +423,10 @@ fn report_container(
     reason: String,
     now_ms: u64,
 ) -> Outcome {
-    let w = state
-        .workloads
-        .get_mut(workload_id)
-        .ok_or_else(|| Rejected::not_found(format!("workload '{workload_id}' (it has ended or never existed)")))?;
-    let placed_here =
-        w.placement.as_ref().and_then(|p| p.assignments.get(rank as usize)).is_some_and(|a| a.node_id == node_id);
-    if !placed_here {
-        return Err(Rejected::precondition(format!(
-            "rank {rank} of workload '{workload_id}' is not assigned to node '{node_id}'"
-        )));
-    }
+    ownership::check_container_owner(state, node_id, workload_id, rank)?;
+    let Some(w) = state.workloads.get_mut(workload_id) else {
+        return Err(Rejected::not_found(format!("workload '{workload_id}'")));
+    };
     let slot = &mut w.phases[rank as usize];
     let WorkloadOwner::Training { project, name } = w.owner.clone();
     if slot.may_become(phase) {
