@@ -349,3 +349,54 @@ async fn renewal_gives_a_later_certificate_and_the_old_one_keeps_working() -> an
 
     sandbox.shutdown().await
 }
+
+/// The real agent: a restart re-registers with the stored certificate (the join token
+/// alone would be refused), and a second agent claiming the same name with only the
+/// join token is refused and stops, leaving the node to its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_keeps_its_name_and_an_impostor_with_the_join_token_is_refused() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use gantry_chaos::{AgentOptions, AgentProcess};
+    use gantry_tests::SandboxOptions;
+    use gantry_tests::nodes::{NodeKit, wait_for};
+
+    let mut kit = NodeKit::start(SandboxOptions::default()).await?;
+    let i = kit.add_agent("node-1", "").await?;
+    let identity = kit.agent(i).state_dir().join("identity");
+    let key_mode = std::fs::metadata(identity.join("node-key.pem"))?.permissions().mode() & 0o777;
+    assert_eq!(key_mode, 0o600, "the node key is readable by others");
+    let cert = NodeCertificate::from_pem(&std::fs::read_to_string(identity.join("node.pem"))?)
+        .ok_or_else(|| anyhow::anyhow!("the agent stored no node certificate"))?;
+    assert_eq!(cert.node_id, "node-1");
+
+    kit.agent(i).kill()?;
+    kit.agent(i).restart()?;
+    kit.wait_node_connected("node-1", i).await?;
+
+    let impostor = AgentProcess::start(&AgentOptions {
+        node_name: "node-1".into(),
+        cluster: kit.cluster.clone(),
+        schedulers: vec![format!("https://{}", kit.sandbox().api_addr())],
+        join_token: JOIN_TOKEN.into(),
+        ca_cert: kit.sandbox().ca_cert().to_path_buf(),
+        extra_toml: String::new(),
+        heartbeat_interval: Duration::from_millis(500),
+        env: vec![("GANTRY_AGENT_ADDRESS".into(), "10.6.6.6".into())],
+    })?;
+    wait_for(Duration::from_secs(60), "the impostor agent to give up", || {
+        let running = impostor.is_running();
+        async move {
+            anyhow::ensure!(!running, "still running");
+            Ok(())
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\nimpostor log:\n{}", impostor.log()))?;
+    assert!(impostor.log().contains("own certificate"), "impostor log:\n{}", impostor.log());
+    assert!(!impostor.state_dir().join("identity/node.pem").exists(), "the impostor got a certificate");
+    let node = kit.wait_node_connected("node-1", i).await?;
+    assert_eq!(node.address, "127.0.0.1", "the impostor changed the node");
+
+    kit.finish().await
+}
