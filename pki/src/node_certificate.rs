@@ -67,12 +67,13 @@ mod tests {
 
     #[test]
     fn the_issue_time_and_validity_are_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
-        let (_key, csr) = crate::node_csr("gpu-01").unwrap();
+        let dir = tempfile::tempdir().expect("test pki");
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
+        let (_key, csr) = crate::node_csr("gpu-01").expect("test pki");
         let issued = 1_700_000_000_123;
-        let pem = crate::sign_node_csr(dir.path(), &csr, "gpu-01", issued, Duration::from_secs(3600)).unwrap();
-        let cert = NodeCertificate::from_pem(&pem).unwrap();
+        let pem =
+            crate::sign_node_csr(dir.path(), &csr, "gpu-01", issued, Duration::from_secs(3600)).expect("test pki");
+        let cert = NodeCertificate::from_pem(&pem).expect("test pki");
         assert_eq!(cert.node_id, "gpu-01");
         assert_eq!(cert.issued_at_ms, issued);
         // Whole seconds; the start moved back for clock skew.
@@ -82,14 +83,14 @@ mod tests {
 
     #[test]
     fn a_certificate_without_a_time_serial_falls_back_to_its_start() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test pki");
         let files = crate::issue_leaf(dir.path(), dir.path(), "node-x", &[]);
         // issue_leaf needs a CA: make one first.
         assert!(files.is_err());
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
-        let files = crate::issue_leaf(dir.path(), dir.path(), "node-x", &[]).unwrap();
-        let pem = std::fs::read_to_string(files.cert).unwrap();
-        let cert = NodeCertificate::from_pem(&pem).unwrap();
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
+        let files = crate::issue_leaf(dir.path(), dir.path(), "node-x", &[]).expect("test pki");
+        let pem = std::fs::read_to_string(files.cert).expect("test pki");
+        let cert = NodeCertificate::from_pem(&pem).expect("test pki");
         assert_eq!(cert.node_id, "x");
         assert_eq!(cert.issued_at_ms, cert.not_before_ms);
         assert_eq!(issued_at_from_serial(&[SERIAL_TAG, 1, 2]), None);

@@ -138,21 +138,22 @@ mod tests {
 
     #[test]
     fn can_sign_needs_the_ca_key() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test pki");
         assert!(!can_sign(dir.path()));
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
         assert!(can_sign(dir.path()));
     }
 
     #[test]
     fn the_signer_sets_the_name() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
-        let (_key, csr) = node_csr("evil").unwrap();
-        let cert = sign_node_csr(dir.path(), &csr, "gpu-01", 1_700_000_000_123, Duration::from_secs(3600)).unwrap();
+        let dir = tempfile::tempdir().expect("test pki");
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
+        let (_key, csr) = node_csr("evil").expect("test pki");
+        let cert =
+            sign_node_csr(dir.path(), &csr, "gpu-01", 1_700_000_000_123, Duration::from_secs(3600)).expect("test pki");
         use rustls::pki_types::pem::PemObject;
-        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
-        let names = crate::inspect::common_name(&der).unwrap();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).expect("test pki");
+        let names = crate::inspect::common_name(&der).expect("test pki");
         assert_eq!(names, "node-gpu-01");
         assert_eq!(node_id_from_common_name(&names), Some("gpu-01"));
         assert_eq!(node_id_from_common_name("node-"), None);
@@ -161,8 +162,8 @@ mod tests {
 
     #[test]
     fn garbage_csr_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
+        let dir = tempfile::tempdir().expect("test pki");
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
         assert!(sign_node_csr(dir.path(), "not a csr", "n", 0, Duration::from_secs(1)).is_err());
     }
 }

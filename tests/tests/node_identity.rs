@@ -124,10 +124,8 @@ async fn grant_team_a(sandbox: &Sandbox) -> anyhow::Result<()> {
         .connect_lazy();
     let auth = gantry_tests::Authorization::bearer(ADMIN_TOKEN)?;
     let mut projects = ProjectServiceClient::with_interceptor(channel, auth);
-    let grants = pb::StorageGrants {
-        read: vec!["file:///srv/algorithms".into()],
-        write: vec!["file:///srv/output".into()],
-    };
+    let grants =
+        pb::StorageGrants { read: vec!["file:///srv/algorithms".into()], write: vec!["file:///srv/output".into()] };
     projects.set_storage_grants(pb::SetStorageGrantsRequest { project: TEAM_A.into(), grants: Some(grants) }).await?;
     Ok(())
 }
@@ -254,7 +252,11 @@ async fn a_revoked_node_is_refused_everywhere_until_admitted_again() -> anyhow::
     let what = "register with a revoked certificate";
     expect_code(agent.register(node.register_request("10.0.0.9")).await, Code::PermissionDenied, what);
     let what = "report with a revoked certificate";
-    expect_code(agent.report_container(node.report("node-r", &workload, 0, "RUNNING")).await, Code::PermissionDenied, what);
+    expect_code(
+        agent.report_container(node.report("node-r", &workload, 0, "RUNNING")).await,
+        Code::PermissionDenied,
+        what,
+    );
     let (_key, csr_pem) = gantry_pki::node_csr("node-r")?;
     let renew = pb::RenewCertificateRequest { csr_pem: csr_pem.clone() };
     expect_code(agent.renew_certificate(renew).await, Code::PermissionDenied, "renew with a revoked certificate");
@@ -318,7 +320,10 @@ async fn renewal_gives_a_later_certificate_and_the_old_one_keeps_working() -> an
     let node = FakeNode::join(&sandbox, "node-n").await?;
     let old = node.certificate()?;
     let lifetime = old.not_after_ms - old.issued_at_ms;
-    assert!(lifetime <= 24 * 3600 * 1000 && old.not_before_ms < old.issued_at_ms, "default lifetime with skew: {old:?}");
+    assert!(
+        lifetime <= 24 * 3600 * 1000 && old.not_before_ms < old.issued_at_ms,
+        "default lifetime with skew: {old:?}"
+    );
 
     // Validity is in whole seconds: renew until the clock has moved past the old one's.
     let (key_pem, cert_pem) = eventually("a renewed certificate with a later expiry", || {
@@ -326,10 +331,16 @@ async fn renewal_gives_a_later_certificate_and_the_old_one_keeps_working() -> an
         async move {
             // Asking for another node's name changes nothing: the signer sets it.
             let (key_pem, csr_pem) = gantry_pki::node_csr("someone-else")?;
-            let cert_pem = agent.renew_certificate(pb::RenewCertificateRequest { csr_pem }).await?.into_inner().cert_pem;
+            let cert_pem =
+                agent.renew_certificate(pb::RenewCertificateRequest { csr_pem }).await?.into_inner().cert_pem;
             let cert = NodeCertificate::from_pem(&cert_pem).ok_or_else(|| anyhow::anyhow!("unreadable"))?;
             anyhow::ensure!(cert.node_id == "node-n", "renewed for {}", cert.node_id);
-            anyhow::ensure!(cert.not_after_ms > old.not_after_ms, "expiry {} not after {}", cert.not_after_ms, old.not_after_ms);
+            anyhow::ensure!(
+                cert.not_after_ms > old.not_after_ms,
+                "expiry {} not after {}",
+                cert.not_after_ms,
+                old.not_after_ms
+            );
             Ok((key_pem, cert_pem))
         }
     })

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use gantry_proto::JOIN_TOKEN_HEADER;
 use gantry_proto::v1::agent_service_client::AgentServiceClient;
+use tokio::sync::watch;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
-use tokio::sync::watch;
 use tonic::{Code, Request, Status};
 
 use super::config::AgentConfig;

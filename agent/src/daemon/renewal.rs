@@ -41,7 +41,11 @@ pub async fn run(config: AgentConfig, identity: Identity, link: Link, cancel: Ca
             Err(e) => {
                 let lifetime = Duration::from_millis(cert.not_after_ms.saturating_sub(cert.not_before_ms));
                 let retry = (lifetime / 30).clamp(Duration::from_secs(1), RETRY_AT_MOST);
-                tracing::warn!(error = format!("{e:#}"), retry_secs = retry.as_secs(), "renewing the node certificate failed");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_secs = retry.as_secs(),
+                    "renewing the node certificate failed"
+                );
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(retry) => {}
@@ -52,7 +56,12 @@ pub async fn run(config: AgentConfig, identity: Identity, link: Link, cancel: Ca
 }
 
 /// One renewal; returns the new certificate's expiry.
-async fn renew(config: &AgentConfig, identity: &Identity, link: &Link, current_not_after_ms: u64) -> anyhow::Result<u64> {
+async fn renew(
+    config: &AgentConfig,
+    identity: &Identity,
+    link: &Link,
+    current_not_after_ms: u64,
+) -> anyhow::Result<u64> {
     let (key_pem, csr_pem) = gantry_pki::node_csr(&config.node_name)?;
     let req = RenewCertificateRequest { csr_pem };
     let resp = link

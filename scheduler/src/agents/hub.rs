@@ -234,16 +234,18 @@ mod tests {
         let (tx_b, mut rx_b) = mpsc::channel(4);
         hub.attach("a", tx_a, 0);
         hub.attach("b", tx_b, 0);
-        let mut sub = hub.open_log("b", LogRequest::default()).unwrap();
+        let mut sub = hub.open_log("b", LogRequest::default()).expect("open log");
         let Some(Ok(SchedulerMessage { kind: Some(scheduler_message::Kind::LogRequest(req)) })) = rx_b.recv().await
         else {
             panic!("expected a log request to b");
         };
-        let forged = LogChunk { request_id: req.request_id, data: b"forged\n".to_vec(), eof: true, ..Default::default() };
+        let forged =
+            LogChunk { request_id: req.request_id, data: b"forged\n".to_vec(), eof: true, ..Default::default() };
         hub.deliver("a", forged).await;
         let real = LogChunk { request_id: req.request_id, data: b"real\n".to_vec(), ..Default::default() };
         hub.deliver("b", real).await;
-        let first = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
+        let first =
+            tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("a chunk in time").expect("a chunk");
         assert_eq!(first.data, b"real\n", "node a's chunk reached b's reader");
         assert!(!first.eof);
     }
@@ -253,7 +255,7 @@ mod tests {
         let hub = AgentHub::default();
         let (tx, mut rx) = mpsc::channel(4);
         hub.attach("a", tx, 0);
-        let mut sub = hub.open_log("a", LogRequest::default()).unwrap();
+        let mut sub = hub.open_log("a", LogRequest::default()).expect("open log");
         let _request = rx.recv().await;
         hub.close("a", Status::permission_denied("revoked"));
         match rx.recv().await {

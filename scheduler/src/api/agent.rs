@@ -62,10 +62,9 @@ impl NodeCaller {
     fn check(&self, state: &State, node_id: &str) -> Result<(), Status> {
         match self {
             NodeCaller::Node(cert) if cert.node_id == node_id => refuse_revoked(state, node_id, self.issued_at_ms()),
-            NodeCaller::Node(cert) => Err(Status::permission_denied(format!(
-                "this certificate is node '{}', not '{node_id}'",
-                cert.node_id
-            ))),
+            NodeCaller::Node(cert) => {
+                Err(Status::permission_denied(format!("this certificate is node '{}', not '{node_id}'", cert.node_id)))
+            }
             NodeCaller::DevJoiner => refuse_revoked(state, node_id, None),
             NodeCaller::Joiner => Err(Status::permission_denied(format!(
                 "acting for node '{node_id}' needs its node certificate: the join token only admits a new node"
@@ -139,14 +138,18 @@ fn registration(
             caller.check(state, &req.hostname)?;
             Ok(CommandV1::RegisterNode { hostname, address, inventory, now_ms })
         }
-        NodeCaller::DevJoiner if exists && !revoked => Ok(CommandV1::RegisterNode { hostname, address, inventory, now_ms }),
+        NodeCaller::DevJoiner if exists && !revoked => {
+            Ok(CommandV1::RegisterNode { hostname, address, inventory, now_ms })
+        }
         NodeCaller::Joiner | NodeCaller::DevJoiner => {
             // Refused here already so no certificate is signed for a name the join
             // cannot take; `JoinNode`'s apply decides races.
             let admitted = state.node_revocations.get(&req.hostname).is_some_and(|r| r.rejoin_allowed);
             if exists && !admitted {
                 let reason = if revoked {
-                    format!("node '{hostname}' was revoked: an operator must admit it again first (gantryctl node admit)")
+                    format!(
+                        "node '{hostname}' was revoked: an operator must admit it again first (gantryctl node admit)"
+                    )
                 } else {
                     format!(
                         "node '{hostname}' is registered: the join token admits a new name once; \

@@ -4,8 +4,8 @@ use gantry_domain::training::StatusChange;
 use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand};
 
 use super::containers::{self, ContainerPhase};
-use super::{ownership, revocations};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
+use super::{ownership, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -196,9 +196,10 @@ fn create_training(
     }
     // Checked again here, not only by the API: a grant revoked between the API's check
     // and this entry's commit must still stop the training.
-    state.grants(&project).check_all(spec.storage_paths()).map_err(|e| Rejected::PermissionDenied {
-        reason: format!("spec.{e}"),
-    })?;
+    state
+        .grants(&project)
+        .check_all(spec.storage_paths())
+        .map_err(|e| Rejected::PermissionDenied { reason: format!("spec.{e}") })?;
     let instance_type = state.instance_types.get(&spec.instance_type).ok_or_else(|| {
         Rejected::invalid("spec.instance_type", format!("unknown instance type '{}'", spec.instance_type))
     })?;

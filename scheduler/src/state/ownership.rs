@@ -39,7 +39,8 @@ pub(crate) mod tests {
         let file = |p: &str| gantry_domain::StoragePath::File { path: p.into() };
         let grants = gantry_domain::StorageGrants { read: vec![file("/a")], write: vec![file("/o")] };
         let index = state.applied_index + 1;
-        apply(&mut state, index, CommandV1::SetStorageGrants { project: "p".into(), grants }.into()).unwrap();
+        apply(&mut state, index, CommandV1::SetStorageGrants { project: "p".into(), grants }.into())
+            .expect("apply in test");
         state
     }
 
@@ -49,7 +50,7 @@ pub(crate) mod tests {
         for (i, n) in ["a", "b"].into_iter().enumerate() {
             let inventory = NodeInventory { cpu_millis: 8000, memory_mib: 8192, disk_mib: 0, gpus: vec![] };
             let join = CommandV1::JoinNode { hostname: n.into(), address: String::new(), inventory, now_ms: 1 };
-            apply(&mut state, 10 + i as u64, join.into()).unwrap();
+            apply(&mut state, 10 + i as u64, join.into()).expect("apply in test");
         }
         let create = CommandV1::CreateTraining {
             project: "p".into(),
@@ -59,7 +60,7 @@ pub(crate) mod tests {
             spec: spec("t", "e", "it0", "cpu", 2),
             now_ms: 2,
         };
-        apply(&mut state, 12, create.into()).unwrap();
+        apply(&mut state, 12, create.into()).expect("apply in test");
         let denied = |r: Result<(), Rejected>| matches!(r, Err(Rejected::PermissionDenied { .. }));
         assert!(denied(check_container_owner(&state, "a", "w1", 0)), "unplaced: nobody owns it");
         let assignments = vec![
@@ -67,7 +68,7 @@ pub(crate) mod tests {
             Assignment { node_id: "a".into(), gpu_uuids: vec![] },
         ];
         let place = CommandV1::Place { workload_id: "w1".into(), placement: Placement { assignments }, now_ms: 3 };
-        apply(&mut state, 13, place.into()).unwrap();
+        apply(&mut state, 13, place.into()).expect("apply in test");
         assert_eq!(check_container_owner(&state, "a", "w1", 1), Ok(()));
         assert_eq!(check_container_owner(&state, "b", "w1", 0), Ok(()));
         assert!(denied(check_container_owner(&state, "a", "w1", 0)));

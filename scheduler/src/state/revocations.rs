@@ -41,9 +41,7 @@ pub fn refusal(state: &State, node_id: &str, issued_at_ms: Option<u64>) -> Optio
         Some(issued) => issued < r.revoked_before_ms,
         None => r.rejoined_at_ms.is_none(),
     };
-    refused.then(|| {
-        format!("node '{node_id}' was revoked: its certificates issued before the revocation are refused")
-    })
+    refused.then(|| format!("node '{node_id}' was revoked: its certificates issued before the revocation are refused"))
 }
 
 /// The earliest issue time a new certificate of `node_id` may carry: after its
@@ -137,25 +135,28 @@ mod tests {
     #[test]
     fn the_join_token_admits_a_name_once() {
         let mut state = cpu_catalog();
-        apply(&mut state, 10, join("a", "10.0.0.1", 1).into()).unwrap();
-        let again = apply(&mut state, 11, join("a", "10.6.6.6", 2).into()).unwrap_err();
-        assert!(matches!(&again, Rejected::PermissionDenied { reason } if reason.contains("own certificate")), "{again:?}");
+        apply(&mut state, 10, join("a", "10.0.0.1", 1).into()).expect("apply in test");
+        let again = apply(&mut state, 11, join("a", "10.6.6.6", 2).into()).expect_err("a rejection");
+        assert!(
+            matches!(&again, Rejected::PermissionDenied { reason } if reason.contains("own certificate")),
+            "{again:?}"
+        );
         assert_eq!(state.nodes["a"].address, "10.0.0.1");
     }
 
     #[test]
     fn a_revocation_refuses_older_certificates_until_an_admitted_rejoin() {
         let mut state = cpu_catalog();
-        apply(&mut state, 10, join("a", "10.0.0.1", 1).into()).unwrap();
+        apply(&mut state, 10, join("a", "10.0.0.1", 1).into()).expect("apply in test");
         assert_eq!(refusal(&state, "a", Some(5)), None);
         let revoke = CommandV1::RevokeNode { node_id: "a".into(), reason: String::new(), now_ms: 100 };
-        apply(&mut state, 11, revoke.into()).unwrap();
+        apply(&mut state, 11, revoke.into()).expect("apply in test");
         assert_eq!(state.nodes["a"].status, NodeStatus::Down);
         assert!(refusal(&state, "a", Some(99)).is_some());
         assert!(refusal(&state, "a", None).is_some(), "without TLS the name itself is refused");
         assert!(blocks_ready(&state, "a"));
         // Not admitted yet: the join token cannot take the name back.
-        let denied = apply(&mut state, 12, join("a", "10.6.6.6", 101).into()).unwrap_err();
+        let denied = apply(&mut state, 12, join("a", "10.6.6.6", 101).into()).expect_err("a rejection");
         assert!(matches!(denied, Rejected::PermissionDenied { .. }), "{denied:?}");
         let ready = CommandV1::SetNodeStatus {
             node_id: "a".into(),
@@ -165,8 +166,8 @@ mod tests {
         };
         assert!(apply(&mut state, 13, ready.clone().into()).is_err(), "an old session cannot mark it READY");
 
-        apply(&mut state, 14, CommandV1::AdmitNode { node_id: "a".into() }.into()).unwrap();
-        apply(&mut state, 15, join("a", "10.0.0.2", 103).into()).unwrap();
+        apply(&mut state, 14, CommandV1::AdmitNode { node_id: "a".into() }.into()).expect("apply in test");
+        apply(&mut state, 15, join("a", "10.0.0.2", 103).into()).expect("apply in test");
         assert_eq!((state.nodes["a"].status, state.nodes["a"].address.as_str()), (NodeStatus::Ready, "10.0.0.2"));
         assert!(refusal(&state, "a", Some(99)).is_some(), "old certificates stay refused");
         assert_eq!(refusal(&state, "a", Some(100)), None);
@@ -181,13 +182,17 @@ mod tests {
     #[test]
     fn revoking_ends_the_trainings_on_the_node_and_unknown_nodes_are_not_found() {
         let mut state = crate::state::ownership::tests::granted_catalog();
-        let err = apply(&mut state, 10, CommandV1::RevokeNode { node_id: "x".into(), reason: String::new(), now_ms: 1 }.into())
-            .unwrap_err();
+        let err = apply(
+            &mut state,
+            10,
+            CommandV1::RevokeNode { node_id: "x".into(), reason: String::new(), now_ms: 1 }.into(),
+        )
+        .expect_err("a rejection");
         assert!(matches!(err, Rejected::NotFound { .. }));
-        let err = apply(&mut state, 11, CommandV1::AdmitNode { node_id: "x".into() }.into()).unwrap_err();
+        let err = apply(&mut state, 11, CommandV1::AdmitNode { node_id: "x".into() }.into()).expect_err("a rejection");
         assert!(matches!(err, Rejected::NotFound { .. }));
-        apply(&mut state, 12, join("a", "10.0.0.1", 1).into()).unwrap();
-        let err = apply(&mut state, 13, CommandV1::AdmitNode { node_id: "a".into() }.into()).unwrap_err();
+        apply(&mut state, 12, join("a", "10.0.0.1", 1).into()).expect("apply in test");
+        let err = apply(&mut state, 13, CommandV1::AdmitNode { node_id: "a".into() }.into()).expect_err("a rejection");
         assert!(matches!(err, Rejected::FailedPrecondition { .. }), "only a revoked node is admitted");
 
         let create = CommandV1::CreateTraining {
@@ -198,14 +203,15 @@ mod tests {
             spec: crate::state::tests::spec("t", "e", "it0", "cpu", 1),
             now_ms: 2,
         };
-        apply(&mut state, 14, create.into()).unwrap();
+        apply(&mut state, 14, create.into()).expect("apply in test");
         let placement = gantry_domain::Placement {
             assignments: vec![gantry_domain::Assignment { node_id: "a".into(), gpu_uuids: vec![] }],
         };
-        apply(&mut state, 15, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 3 }.into()).unwrap();
+        apply(&mut state, 15, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 3 }.into())
+            .expect("apply in test");
         let revoke = CommandV1::RevokeNode { node_id: "a".into(), reason: "stolen".into(), now_ms: 4 };
-        apply(&mut state, 16, revoke.into()).unwrap();
-        let t = state.training("p", "t").unwrap();
+        apply(&mut state, 16, revoke.into()).expect("apply in test");
+        let t = state.training("p", "t").expect("apply in test");
         assert_eq!((t.status, t.status_reason.as_str()), (gantry_domain::TrainingStatus::FailTrain, "stolen"));
         assert!(state.workloads.is_empty());
     }
