@@ -63,6 +63,8 @@ pub fn join_node(
     inventory: NodeInventory,
     now_ms: u64,
 ) -> Outcome {
+    // Validated before anything changes: a rejection must leave the state as it was.
+    gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
     if state.nodes.contains_key(&hostname) {
         match state.node_revocations.get_mut(&hostname) {
             Some(r) if r.rejoin_allowed => {
