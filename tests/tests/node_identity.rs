@@ -411,3 +411,45 @@ async fn a_real_agent_keeps_its_name_and_an_impostor_with_the_join_token_is_refu
 
     kit.finish().await
 }
+
+/// The real agent renews on start when less than a third of its certificate's life
+/// remains, stores the new pair, and keeps its session with the new identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_renews_a_certificate_near_its_end() -> anyhow::Result<()> {
+    use gantry_tests::SandboxOptions;
+    use gantry_tests::nodes::{NodeKit, wait_for};
+
+    let mut kit = NodeKit::start(SandboxOptions::default()).await?;
+    let i = kit.add_agent("node-1", "").await?;
+    kit.agent(i).kill()?;
+
+    // Swap in a valid certificate with 10 of its 70 minutes left.
+    let identity = kit.agent(i).state_dir().join("identity");
+    let (key_pem, csr_pem) = gantry_pki::node_csr("node-1")?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let (start, end) = (now - Duration::from_secs(3600), now + Duration::from_secs(600));
+    let short = gantry_pki::sign_node_csr_with_validity(&ca_dir(kit.sandbox()), &csr_pem, "node-1", start, end)?;
+    std::fs::write(identity.join("node-key.pem"), key_pem)?;
+    std::fs::write(identity.join("node.pem"), &short)?;
+    let short_not_after = NodeCertificate::from_pem(&short).map(|c| c.not_after_ms).unwrap_or_default();
+
+    kit.agent(i).restart()?;
+    let cert_path = identity.join("node.pem");
+    let log = || kit.agent(i).log();
+    let renewed = wait_for(Duration::from_secs(60), "the agent to store a renewed certificate", || {
+        let pem = std::fs::read_to_string(&cert_path).unwrap_or_default();
+        async move {
+            let cert = NodeCertificate::from_pem(&pem).ok_or_else(|| anyhow::anyhow!("no certificate"))?;
+            anyhow::ensure!(cert.not_after_ms > short_not_after + 3_600_000, "still the short one: {cert:?}");
+            Ok(cert)
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\nagent log:\n{}", log()))?;
+    assert_eq!(renewed.node_id, "node-1");
+    // The session is (re-)established on the new identity, and the node stays READY.
+    kit.wait_node_connected("node-1", i).await?;
+    assert!(log().contains("node certificate renewed"), "agent log:\n{}", log());
+
+    kit.finish().await
+}
