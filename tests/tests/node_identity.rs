@@ -227,6 +227,7 @@ async fn a_revoked_node_is_refused_everywhere_until_admitted_again() -> anyhow::
     // Only a cluster token revokes.
     let revoke = pb::RevokeNodeRequest { id: "node-r".into(), reason: "key leaked".into() };
     expect_code(sandbox.team_a().nodes.revoke_node(revoke.clone()).await, Code::PermissionDenied, "team-a revokes");
+    expect_code(sandbox.anonymous().nodes.revoke_node(revoke.clone()).await, Code::Unauthenticated, "no token");
     assert_eq!(get_node(&sandbox, "node-r").await?.status, "READY");
 
     let revoked = expect_ok(sandbox.admin().nodes.revoke_node(revoke).await, "admin revokes");

@@ -333,6 +333,17 @@ mod tests {
     }
 
     #[test]
+    fn revoke_and_admit_take_a_node_name() {
+        use clap::Parser as _;
+        let parse = |argv: &[&str]| crate::cli::Cli::try_parse_from(argv).map(|cli| format!("{:?}", cli.command));
+        let revoke = parse(&["gantryctl", "node", "revoke", "gpu-01", "--reason", "key leaked"]);
+        assert!(revoke.as_deref().is_ok_and(|c| c.contains("Revoke") && c.contains("key leaked")), "{revoke:?}");
+        let admit = parse(&["gantryctl", "node", "admit", "gpu-01"]);
+        assert!(admit.as_deref().is_ok_and(|c| c.contains("Admit") && c.contains("gpu-01")), "{admit:?}");
+        assert!(parse(&["gantryctl", "node", "revoke"]).is_err(), "a name is required");
+    }
+
+    #[test]
     fn list_view_shows_free_over_total_and_live_usage() {
         let cpu_only = Node {
             id: "n2".into(),
