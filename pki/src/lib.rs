@@ -21,6 +21,7 @@ mod error;
 mod files;
 mod inspect;
 mod leaf;
+mod node_certificate;
 mod node_identity;
 mod peer;
 mod pem_file;
@@ -33,8 +34,10 @@ pub use dev_pki::{ensure_dev_pki, ensure_dev_replica};
 pub use error::Error;
 pub use files::TlsFiles;
 pub use leaf::issue_leaf;
+pub use node_certificate::NodeCertificate;
 pub use node_identity::{
-    NODE_CN_PREFIX, can_sign, node_common_name, node_csr, node_id_from_common_name, sign_node_csr,
+    NODE_CN_PREFIX, NOT_BEFORE_SKEW, can_sign, node_common_name, node_csr, node_id_from_common_name, sign_node_csr,
+    sign_node_csr_with_validity,
 };
 pub use peer::peer_common_name;
 pub use provider::install_crypto_provider;

@@ -2,8 +2,13 @@
 //! scheduler signs it once the agent proved itself with the join token. The private key
 //! never leaves the node, and the CommonName is set by the signer, never taken from the
 //! request, so an agent cannot claim another node's name.
+//!
+//! Node certificates are short-lived (the scheduler's `auth.node_cert_lifetime`) and
+//! carry their issue time in the serial number, so a revocation can refuse exactly the
+//! certificates issued before it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -42,9 +47,56 @@ pub fn can_sign(ca_dir: &Path) -> bool {
     ca::exists(ca_dir) && ca_dir.join(crate::files::CA_KEY).is_file()
 }
 
-/// Signs `csr_pem` with the CA in `ca_dir` as a client certificate for `node_id`.
-/// Whatever subject or SANs the request asks for are replaced.
-pub fn sign_node_csr(ca_dir: &Path, csr_pem: &str, node_id: &str) -> Result<String, Error> {
+/// How far in the past a node certificate's validity starts, so a node whose clock runs
+/// a little behind the signer's can use it at once.
+pub const NOT_BEFORE_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// First byte of the serial numbers this module writes: marks a serial that carries its
+/// issue time (and keeps the DER integer positive without padding).
+pub(crate) const SERIAL_TAG: u8 = 0x01;
+
+/// Signs `csr_pem` with the CA in `ca_dir` as a client certificate for `node_id`,
+/// issued at `issued_at_ms` (Unix milliseconds) and valid for `lifetime` from then
+/// (from [`NOT_BEFORE_SKEW`] earlier, for clock skew). Whatever subject or SANs the
+/// request asks for are replaced.
+///
+/// The serial number carries `issued_at_ms` exactly (see
+/// [`crate::NodeCertificate::issued_at_ms`]): a revocation refuses the certificates of
+/// a node issued before a given millisecond, which validity times (whole seconds, moved
+/// back by the skew) could not tell apart.
+pub fn sign_node_csr(
+    ca_dir: &Path,
+    csr_pem: &str,
+    node_id: &str,
+    issued_at_ms: u64,
+    lifetime: Duration,
+) -> Result<String, Error> {
+    let issued = Duration::from_millis(issued_at_ms);
+    let not_before = issued.saturating_sub(NOT_BEFORE_SKEW);
+    sign_with_validity(ca_dir, csr_pem, node_id, issued, not_before, issued.saturating_add(lifetime))
+}
+
+/// [`sign_node_csr`] with explicit validity bounds (durations since the Unix epoch),
+/// issued at `not_before`. For tests and tools that need a certificate which is already
+/// expired or not yet valid; the scheduler signs with [`sign_node_csr`].
+pub fn sign_node_csr_with_validity(
+    ca_dir: &Path,
+    csr_pem: &str,
+    node_id: &str,
+    not_before: Duration,
+    not_after: Duration,
+) -> Result<String, Error> {
+    sign_with_validity(ca_dir, csr_pem, node_id, not_before, not_before, not_after)
+}
+
+fn sign_with_validity(
+    ca_dir: &Path,
+    csr_pem: &str,
+    node_id: &str,
+    issued: Duration,
+    not_before: Duration,
+    not_after: Duration,
+) -> Result<String, Error> {
     let generate_error = |source| Error::Generate { what: format!("certificate for node {node_id:?}"), source };
     let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(generate_error)?;
     let mut subject = DistinguishedName::new();
@@ -56,9 +108,28 @@ pub fn sign_node_csr(ca_dir: &Path, csr_pem: &str, node_id: &str) -> Result<Stri
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
+    params.not_before = unix_time(not_before);
+    params.not_after = unix_time(not_after);
+    params.serial_number = Some(serial(issued).into());
     let _lock = pem_file::DirLock::acquire(ca_dir)?;
     let issuer = ca::load_issuer(ca_dir)?;
     Ok(csr.signed_by(&issuer).map_err(generate_error)?.pem())
+}
+
+/// `SERIAL_TAG`, the issue time in milliseconds (8 bytes, big endian), 8 random bytes:
+/// 17 bytes, within RFC 5280's 20, and unique even for two certificates issued in the
+/// same millisecond.
+fn serial(issued: Duration) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17);
+    out.push(SERIAL_TAG);
+    out.extend_from_slice(&(issued.as_millis() as u64).to_be_bytes());
+    out.extend_from_slice(&rand::random::<u64>().to_be_bytes());
+    out
+}
+
+fn unix_time(since_epoch: Duration) -> time::OffsetDateTime {
+    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -67,21 +138,22 @@ mod tests {
 
     #[test]
     fn can_sign_needs_the_ca_key() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test pki");
         assert!(!can_sign(dir.path()));
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
         assert!(can_sign(dir.path()));
     }
 
     #[test]
     fn the_signer_sets_the_name() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
-        let (_key, csr) = node_csr("evil").unwrap();
-        let cert = sign_node_csr(dir.path(), &csr, "gpu-01").unwrap();
+        let dir = tempfile::tempdir().expect("test pki");
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
+        let (_key, csr) = node_csr("evil").expect("test pki");
+        let cert =
+            sign_node_csr(dir.path(), &csr, "gpu-01", 1_700_000_000_123, Duration::from_secs(3600)).expect("test pki");
         use rustls::pki_types::pem::PemObject;
-        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
-        let names = crate::inspect::common_name(&der).unwrap();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).expect("test pki");
+        let names = crate::inspect::common_name(&der).expect("test pki");
         assert_eq!(names, "node-gpu-01");
         assert_eq!(node_id_from_common_name(&names), Some("gpu-01"));
         assert_eq!(node_id_from_common_name("node-"), None);
@@ -90,8 +162,8 @@ mod tests {
 
     #[test]
     fn garbage_csr_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::ensure_dev_pki(dir.path(), &[]).unwrap();
-        assert!(sign_node_csr(dir.path(), "not a csr", "n").is_err());
+        let dir = tempfile::tempdir().expect("test pki");
+        crate::ensure_dev_pki(dir.path(), &[]).expect("test pki");
+        assert!(sign_node_csr(dir.path(), "not a csr", "n", 0, Duration::from_secs(1)).is_err());
     }
 }

@@ -147,7 +147,14 @@ mod tests {
         assert_eq!(replica_id_of(&der(&lookalike.cert)), None);
         // Nor is a node certificate, whatever its CSR asked for.
         let (_key, csr) = crate::node_csr("replica-1").unwrap();
-        let node = crate::sign_node_csr(dir.path(), &csr, "replica-1").unwrap();
+        let node = crate::sign_node_csr(
+            dir.path(),
+            &csr,
+            "replica-1",
+            1_700_000_000_000,
+            std::time::Duration::from_secs(3600),
+        )
+        .unwrap();
         let node = CertificateDer::from_pem_slice(node.as_bytes()).unwrap();
         assert_eq!(replica_id_of(&node), None);
     }

@@ -136,7 +136,15 @@ pub struct AuthConfig {
     pub bootstrap_admin: bool,
     /// Where the bootstrap writes the client config (default `~/.config/gantry/client.toml`).
     pub client_config: Option<PathBuf>,
+    /// How long a node certificate signed by this cluster is valid; agents renew theirs
+    /// when two thirds of it have passed.
+    #[serde(with = "humantime_serde")]
+    pub node_cert_lifetime: Duration,
 }
+
+/// Node certificates live a day unless configured: short enough that a stolen key is
+/// soon useless, long enough to ride out a scheduler outage of hours.
+const NODE_CERT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,7 +195,13 @@ impl Default for RaftConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { join_token: Secret::default(), tokens: Vec::new(), bootstrap_admin: true, client_config: None }
+        AuthConfig {
+            join_token: Secret::default(),
+            tokens: Vec::new(),
+            bootstrap_admin: true,
+            client_config: None,
+            node_cert_lifetime: NODE_CERT_LIFETIME,
+        }
     }
 }
 
@@ -378,6 +392,11 @@ impl Config {
         if given != 0 && given != 3 {
             return Err(invalid("tls", "set all of ca_cert, cert and key, or none to generate them"));
         }
+        // Below a few minutes the agents' renewals (at two thirds) would race the clock
+        // skew allowance of the certificates themselves.
+        if self.auth.node_cert_lifetime < Duration::from_secs(5 * 60) {
+            return Err(invalid("auth.node_cert_lifetime", "must be at least 5m"));
+        }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             if t.token.len() < 16 {
                 return Err(invalid(&format!("auth.tokens[{i}].token"), "must be at least 16 characters"));
@@ -464,6 +483,15 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/scheduler-single.toml");
         let c = Config::load(Some(&path)).unwrap();
         assert_eq!(c.catalog.instance_types[0].gpu_model.as_deref(), Some("A100-80GB"));
+    }
+
+    #[test]
+    fn node_certificates_live_a_day_unless_configured() {
+        assert_eq!(Config::default().auth.node_cert_lifetime, Duration::from_secs(86_400));
+        let c: Config = toml::from_str("[auth]\nnode_cert_lifetime = \"6h\"\n").expect("parses");
+        assert_eq!(c.auth.node_cert_lifetime, Duration::from_secs(6 * 3600));
+        let c: Config = toml::from_str("[auth]\nnode_cert_lifetime = \"1m\"\n").expect("parses");
+        assert!(c.validate().expect_err("too short").to_string().starts_with("auth.node_cert_lifetime"));
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         join_token: secrets.join_token.clone(),
         hub: hub.clone(),
         node_ca,
+        tls: secrets.tls.is_some(),
+        node_cert_lifetime: config.auth.node_cert_lifetime,
     };
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

@@ -140,6 +140,7 @@ impl Sandbox {
                 ],
                 bootstrap_admin: false,
                 client_config: None,
+                ..AuthConfig::default()
             },
             catalog: catalog(),
             controllers: ControllerConfig {

@@ -52,6 +52,8 @@ const EXPECTATIONS: &[(&str, Rule)] = &[
     ("gantry.v1.CatalogService/DeleteImage", Rule::Cluster),
     ("gantry.v1.NodeService/ListNodes", Rule::AnyToken),
     ("gantry.v1.NodeService/GetNode", Rule::AnyToken),
+    ("gantry.v1.NodeService/RevokeNode", Rule::Cluster),
+    ("gantry.v1.NodeService/AdmitNode", Rule::Cluster),
     ("gantry.v1.ExperimentService/CreateExperiment", Rule::Project),
     ("gantry.v1.ExperimentService/GetExperiment", Rule::Project),
     ("gantry.v1.ExperimentService/ListExperiments", Rule::Project),
@@ -65,9 +67,9 @@ const EXPECTATIONS: &[(&str, Rule)] = &[
     ("gantry.v1.AgentService/Register", Rule::Agent),
     ("gantry.v1.AgentService/Session", Rule::Agent),
     ("gantry.v1.AgentService/ReportContainer", Rule::Agent),
+    ("gantry.v1.AgentService/RenewCertificate", Rule::Agent),
     ("gantry.v1.RaftService/Step", Rule::PeerOnly),
     ("gantry.v1.RaftService/StepStream", Rule::PeerOnly),
-    ("gantry.v1.RaftService/Propose", Rule::PeerOnly),
     ("gantry.v1.RaftService/Rejoin", Rule::PeerOnly),
 ];
 

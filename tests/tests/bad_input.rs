@@ -601,12 +601,15 @@ async fn register_node_limits() -> anyhow::Result<()> {
         assert_eq!((node.hostname, node.inventory), (request.hostname, request.inventory), "{what}");
     }
 
-    // Registering again under the same name updates the node instead of adding one.
+    // The join token admits a name once: registering again under it adds nothing and
+    // changes nothing (the node itself re-registers with its certificate; see
+    // node_identity.rs).
     let before = node_ids().await?;
-    let id = expect_ok(agent.agent.register(gpu_node("cpu-node", 2)).await, "re-register").node_id;
+    expect_code(agent.agent.register(gpu_node("cpu-node", 2)).await, Code::PermissionDenied, "re-register");
     assert_eq!(node_ids().await?, before);
-    let node = expect_ok(admin.nodes.clone().get_node(pb::GetNodeRequest { id, read: None }).await, "re-registered");
-    assert_eq!(node.inventory.map(|i| i.gpus.len()), Some(2));
+    let id = "cpu-node".to_string();
+    let node = expect_ok(admin.nodes.clone().get_node(pb::GetNodeRequest { id, read: None }).await, "unchanged");
+    assert_eq!(node.inventory.map(|i| i.gpus.len()), Some(0));
 
     let cases: Vec<(&str, &str, pb::RegisterNodeRequest)> = vec![
         ("empty hostname", "hostname", gpu_node("", 1)),

@@ -216,7 +216,13 @@ fn identity(files: &TlsFiles) -> anyhow::Result<Identity> {
 /// An agent's node certificate as the scheduler signs it after a join.
 fn node_identity(ca_dir: &Path) -> anyhow::Result<Identity> {
     let (key, csr) = gantry_pki::node_csr("gpu-01")?;
-    let cert = gantry_pki::sign_node_csr(ca_dir, &csr, "gpu-01")?;
+    let cert = gantry_pki::sign_node_csr(
+        ca_dir,
+        &csr,
+        "gpu-01",
+        gantry_scheduler::api::now_ms(),
+        std::time::Duration::from_secs(3600),
+    )?;
     Ok(Identity::from_pem(cert, key))
 }
 

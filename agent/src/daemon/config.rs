@@ -14,6 +14,7 @@
 //! [tls]
 //! ca_cert = "/etc/gantry/ca.pem"            # trusted scheduler CA
 //! server_name = "localhost"                 # name checked in the scheduler certificates
+//! renew = true                              # renew the issued certificate at 2/3 of its life
 //!
 //! [docker]
 //! gpu_mode = "nvidia"                       # or "fake_labels_only"
@@ -90,11 +91,22 @@ pub struct AgentTlsConfig {
     pub key: Option<PathBuf>,
     /// Plain TCP; the join token then identifies the agent on every call.
     pub insecure_dev: bool,
+    /// Renew the certificate the scheduler issued (kept in the state directory) when
+    /// two thirds of its validity have passed. A `cert` given here is the operator's to
+    /// renew.
+    pub renew: bool,
 }
 
 impl Default for AgentTlsConfig {
     fn default() -> Self {
-        AgentTlsConfig { ca_cert: None, server_name: "localhost".into(), cert: None, key: None, insecure_dev: false }
+        AgentTlsConfig {
+            ca_cert: None,
+            server_name: "localhost".into(),
+            cert: None,
+            key: None,
+            insecure_dev: false,
+            renew: true,
+        }
     }
 }
 

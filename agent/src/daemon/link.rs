@@ -1,13 +1,19 @@
 //! The agent's connections to the scheduler replicas: TLS with the node's certificate
 //! (or plain TCP plus the join token in `insecure_dev`), one lazily connected channel
 //! per replica, and calls that try the replicas in turn.
+//!
+//! A renewed certificate replaces the channels in place ([`Link::replace`]): every
+//! holder of the link (reporters, sessions) uses the new identity from its next call,
+//! and sessions reconnect with it when told through [`Link::renewed`].
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use gantry_proto::JOIN_TOKEN_HEADER;
 use gantry_proto::v1::agent_service_client::AgentServiceClient;
+use tokio::sync::watch;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -31,10 +37,14 @@ impl Interceptor for TokenHeader {
 
 pub type Client = AgentServiceClient<InterceptedService<Channel, TokenHeader>>;
 
-/// One client per scheduler replica, in configuration order.
+/// One client per scheduler replica, in configuration order; cheap to clone, and all
+/// clones see a [`Link::replace`].
 #[derive(Clone)]
 pub struct Link {
-    pub clients: Vec<Client>,
+    // std RwLock: held only to clone or swap the Arc, never across an await.
+    clients: Arc<RwLock<Arc<Vec<Client>>>>,
+    /// Counts identity changes; sessions watch it to reconnect.
+    generation: Arc<watch::Sender<u64>>,
 }
 
 /// What TLS the link uses.
@@ -79,7 +89,31 @@ impl Link {
                     .max_decoding_message_size(64 * 1024 * 1024),
             );
         }
-        Ok(Link { clients })
+        Ok(Link { clients: Arc::new(RwLock::new(Arc::new(clients))), generation: Arc::new(watch::channel(0).0) })
+    }
+
+    /// The current clients, one per replica.
+    pub fn clients(&self) -> Arc<Vec<Client>> {
+        match self.clients.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Switches every holder of this link to `other`'s channels (a renewed identity)
+    /// and tells the sessions to reconnect with them.
+    pub fn replace(&self, other: &Link) {
+        let fresh = other.clients();
+        match self.clients.write() {
+            Ok(mut g) => *g = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Changes whenever [`Link::replace`] installs a new identity.
+    pub fn renewed(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Runs `call` against each replica in turn until one answers with something other
@@ -90,7 +124,7 @@ impl Link {
         Fut: Future<Output = Result<T, Status>>,
     {
         let mut last = Status::unavailable("no scheduler configured");
-        for client in &self.clients {
+        for client in self.clients().iter() {
             match call(client.clone()).await {
                 Err(s) if retryable(&s) => last = s,
                 other => return other,

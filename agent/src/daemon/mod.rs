@@ -2,7 +2,7 @@
 //! and reconciles this node's containers to its assignments.
 //!
 //! ```text
-//!   identity::join ──► Link (mTLS, one channel per replica)
+//!   identity::join ──► Link (mTLS, one channel per replica) ◄── renewal (new cert at 2/3)
 //!        │
 //!        ├─ session × replicas ──► Desired (newest assignment set) ◄─ heartbeats/metrics up
 //!        │                                   │
@@ -18,6 +18,7 @@ mod link;
 mod logs;
 mod metrics;
 pub mod reconcile;
+mod renewal;
 mod session;
 pub mod storage;
 pub mod wheels;
@@ -60,7 +61,10 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
     let inventory = node_inventory(&sample, gpus.inventory().unwrap_or_default(), &config.resources)?;
     let inventory = convert::inventory_to_wire(&inventory);
 
-    let link = join_with_retry(&config, inventory, &cancel).await?;
+    let (link, identity) = join_with_retry(&config, inventory, &cancel).await?;
+    if let Some(identity) = identity.filter(|_| config.tls.renew) {
+        tokio::spawn(renewal::run(config.clone(), identity, link.clone(), cancel.clone()));
+    }
     let node_id = config.node_name.clone();
     tracing::info!(node = %node_id, gpus = %gpu_source, "joined the cluster");
 
@@ -103,8 +107,8 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
         heartbeat_interval: config.heartbeat_interval,
         env: env.clone(),
     });
-    for (client, url) in link.clients.iter().zip(&config.schedulers) {
-        tokio::spawn(session::run(session_ctx.clone(), client.clone(), url.clone(), cancel.clone()));
+    for (replica, url) in config.schedulers.iter().enumerate() {
+        tokio::spawn(session::run(session_ctx.clone(), link.clone(), replica, url.clone(), cancel.clone()));
     }
     // Networks of workloads whose last container was removed just before an earlier
     // agent died; a network still in use is kept.
@@ -139,11 +143,11 @@ async fn join_with_retry(
     config: &AgentConfig,
     inventory: gantry_proto::v1::NodeInventory,
     cancel: &CancellationToken,
-) -> anyhow::Result<link::Link> {
+) -> anyhow::Result<(link::Link, Option<identity::Identity>)> {
     let mut backoff = Duration::from_millis(200);
     loop {
         match identity::join(config, inventory.clone()).await {
-            Ok(link) => return Ok(link),
+            Ok(joined) => return Ok(joined),
             Err(e) => {
                 // A refused token or a bad certificate will not fix itself: say so.
                 if let Some(status) = e.downcast_ref::<tonic::Status>()

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::desired::Desired;
-use super::link::Client;
+use super::link::{Client, Link};
 use super::logs;
 use super::worker::WorkerEnv;
 
@@ -29,11 +29,24 @@ pub struct SessionCtx {
     pub env: Arc<WorkerEnv>,
 }
 
-pub async fn run(ctx: Arc<SessionCtx>, client: Client, url: String, cancel: CancellationToken) {
+/// Holds the session with replica `replica` (an index into the link's clients), on
+/// the link's current identity: a renewal ends the session, which reconnects at once
+/// with the new certificate.
+pub async fn run(ctx: Arc<SessionCtx>, link: Link, replica: usize, url: String, cancel: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
+    let mut renewed = link.renewed();
     loop {
         let started = std::time::Instant::now();
-        match once(&ctx, client.clone(), &cancel).await {
+        renewed.mark_unchanged();
+        let Some(client) = link.clients().get(replica).cloned() else { return };
+        let result = tokio::select! {
+            result = once(&ctx, client, &cancel) => result,
+            _ = renewed.changed() => {
+                tracing::info!(scheduler = %url, "reconnecting with the renewed certificate");
+                continue;
+            }
+        };
+        match result {
             Ok(()) => tracing::info!(scheduler = %url, "session ended"),
             Err(e) => tracing::debug!(scheduler = %url, error = %e, "session failed"),
         }

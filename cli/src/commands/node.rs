@@ -5,7 +5,8 @@ use gantry_proto::v1::node_service_client::NodeServiceClient;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gantry_proto::v1::{
-    ContainerUsage, GetNodeRequest, Gpu, GpuMetrics, ListNodesRequest, ListNodesResponse, Node, NodeMetrics,
+    AdmitNodeRequest, ContainerUsage, GetNodeRequest, Gpu, GpuMetrics, ListNodesRequest, ListNodesResponse, Node,
+    NodeMetrics, RevokeNodeRequest,
 };
 
 use super::Context;
@@ -24,6 +25,16 @@ pub enum NodeCommand {
         #[command(flatten)]
         read: ReadArgs,
     },
+    /// Refuse the node's certificates at once (cluster token only); its trainings end
+    /// as for a lost node
+    Revoke {
+        id: String,
+        /// Why (shown as the node's and its trainings' reason)
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Let a revoked node join again, once, with the join token (cluster token only)
+    Admit { id: String },
 }
 
 pub async fn run(ctx: &Context, cmd: NodeCommand) -> anyhow::Result<()> {
@@ -43,6 +54,32 @@ pub async fn run(ctx: &Context, cmd: NodeCommand) -> anyhow::Result<()> {
                 })
                 .await?;
             emit(ctx.format, &node, |n| detail_view(n, now_ms()))
+        }
+        NodeCommand::Revoke { id, reason } => {
+            let request = RevokeNodeRequest { id, reason };
+            let node = ctx
+                .conn
+                .call(|ch| {
+                    let request = request.clone();
+                    async move { NodeServiceClient::new(ch).revoke_node(request).await }
+                })
+                .await?;
+            emit(ctx.format, &node, |n| {
+                format!("node {} revoked: its certificates are refused and it is {}\n", n.id, n.status)
+            })
+        }
+        NodeCommand::Admit { id } => {
+            let request = AdmitNodeRequest { id };
+            let node = ctx
+                .conn
+                .call(|ch| {
+                    let request = request.clone();
+                    async move { NodeServiceClient::new(ch).admit_node(request).await }
+                })
+                .await?;
+            emit(ctx.format, &node, |n| {
+                format!("node {} may join again once with the join token (its old certificates stay refused)\n", n.id)
+            })
         }
     }
 }
@@ -293,6 +330,17 @@ mod tests {
                 }),
             }),
         }
+    }
+
+    #[test]
+    fn revoke_and_admit_take_a_node_name() {
+        use clap::Parser as _;
+        let parse = |argv: &[&str]| crate::cli::Cli::try_parse_from(argv).map(|cli| format!("{:?}", cli.command));
+        let revoke = parse(&["gantryctl", "node", "revoke", "gpu-01", "--reason", "key leaked"]);
+        assert!(revoke.as_deref().is_ok_and(|c| c.contains("Revoke") && c.contains("key leaked")), "{revoke:?}");
+        let admit = parse(&["gantryctl", "node", "admit", "gpu-01"]);
+        assert!(admit.as_deref().is_ok_and(|c| c.contains("Admit") && c.contains("gpu-01")), "{admit:?}");
+        assert!(parse(&["gantryctl", "node", "revoke"]).is_err(), "a name is required");
     }
 
     #[test]

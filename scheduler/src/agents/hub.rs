@@ -56,6 +56,16 @@ impl AgentHub {
         id
     }
 
+    /// Ends whatever session `node_id` has with this replica at once (a revoked node):
+    /// its agent's stream ends with `status`, its log requests fail.
+    pub fn close(&self, node_id: &str, status: Status) {
+        let mut inner = self.lock();
+        if let Some(session) = inner.sessions.remove(node_id) {
+            let _ = session.tx.try_send(Err(status));
+        }
+        inner.logs.retain(|_, (node, _)| node != node_id);
+    }
+
     /// Ends session `session_id` of `node_id` (if it is still the current one) and fails
     /// the log requests it was serving.
     pub fn detach(&self, node_id: &str, session_id: u64) {
@@ -113,12 +123,26 @@ impl AgentHub {
         Ok(LogSubscription { hub: self.clone(), id, rx: chunk_rx, session: tx, done: false })
     }
 
-    /// A chunk from an agent. Waits when the reader is slow (backpressure to the
-    /// agent's session), but not forever: the same session carries the node's
+    /// A chunk from `node_id`'s agent. Waits when the reader is slow (backpressure to
+    /// the agent's session), but not forever: the same session carries the node's
     /// heartbeats, so a reader that takes nothing for [`SLOW_READER`] is cut off.
-    /// Chunks of requests nobody waits for any more are dropped.
-    pub async fn deliver(&self, chunk: LogChunk) {
-        let target = self.lock().logs.get(&chunk.request_id).map(|(_, tx)| tx.clone());
+    /// Chunks of requests nobody waits for any more are dropped, and so are chunks for
+    /// a request this hub sent to another node: one node never speaks for another's
+    /// log stream.
+    pub async fn deliver(&self, node_id: &str, chunk: LogChunk) {
+        let target = match self.lock().logs.get(&chunk.request_id) {
+            Some((owner, tx)) if owner == node_id => Some(tx.clone()),
+            Some((owner, _)) => {
+                tracing::warn!(
+                    node = %node_id,
+                    owner = %owner,
+                    request_id = chunk.request_id,
+                    "dropped a log chunk for another node's log request"
+                );
+                None
+            }
+            None => None,
+        };
         let Some(tx) = target else { return };
         let eof = chunk.eof;
         let id = chunk.request_id;
@@ -189,7 +213,7 @@ mod tests {
         else {
             panic!("expected a log request");
         };
-        hub.deliver(LogChunk { request_id: req.request_id, data: b"a\n".to_vec(), ..Default::default() }).await;
+        hub.deliver("n1", LogChunk { request_id: req.request_id, data: b"a\n".to_vec(), ..Default::default() }).await;
         assert_eq!(sub.next().await.unwrap().data, b"a\n");
         drop(sub);
         assert!(matches!(
@@ -201,5 +225,44 @@ mod tests {
         hub.detach("n1", sid);
         assert!(sub.next().await.is_none());
         assert!(hub.open_log("n1", LogRequest::default()).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_chunk_for_another_nodes_request_is_dropped() {
+        let hub = AgentHub::default();
+        let (tx_a, _rx_a) = mpsc::channel(4);
+        let (tx_b, mut rx_b) = mpsc::channel(4);
+        hub.attach("a", tx_a, 0);
+        hub.attach("b", tx_b, 0);
+        let mut sub = hub.open_log("b", LogRequest::default()).expect("open log");
+        let Some(Ok(SchedulerMessage { kind: Some(scheduler_message::Kind::LogRequest(req)) })) = rx_b.recv().await
+        else {
+            panic!("expected a log request to b");
+        };
+        let forged =
+            LogChunk { request_id: req.request_id, data: b"forged\n".to_vec(), eof: true, ..Default::default() };
+        hub.deliver("a", forged).await;
+        let real = LogChunk { request_id: req.request_id, data: b"real\n".to_vec(), ..Default::default() };
+        hub.deliver("b", real).await;
+        let first =
+            tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("a chunk in time").expect("a chunk");
+        assert_eq!(first.data, b"real\n", "node a's chunk reached b's reader");
+        assert!(!first.eof);
+    }
+
+    #[tokio::test]
+    async fn closing_a_node_ends_its_session_and_its_log_requests() {
+        let hub = AgentHub::default();
+        let (tx, mut rx) = mpsc::channel(4);
+        hub.attach("a", tx, 0);
+        let mut sub = hub.open_log("a", LogRequest::default()).expect("open log");
+        let _request = rx.recv().await;
+        hub.close("a", Status::permission_denied("revoked"));
+        match rx.recv().await {
+            Some(Err(status)) => assert_eq!(status.code(), tonic::Code::PermissionDenied),
+            other => panic!("expected the session to end with an error, got {other:?}"),
+        }
+        assert!(sub.next().await.is_none());
+        assert!(!hub.health("a").connected);
     }
 }

@@ -1,18 +1,23 @@
-//! AgentService: agents join, hold a session with this replica, and report their
-//! containers.
+//! AgentService: agents join, hold a session with this replica, report their
+//! containers and renew their certificates.
 //!
 //! Identity: the first `Register` proves itself with the join token and gets a client
-//! certificate signed from the agent's CSR (CommonName `node-{id}`); every later call
-//! is made with that certificate and may only speak for that node. Without TLS
-//! (`insecure_dev`) there are no certificates, and the join token (metadata
-//! `x-gantry-join-token`) stands in for them.
+//! certificate signed from the agent's CSR (CommonName `node-{id}`); the join token
+//! admits a *new* node name only (once). Every later call is made with that
+//! certificate and may only speak for that node, about the containers and log streams
+//! that node owns. A revoked node's certificates (issued before its revocation) are
+//! refused on every call. Without TLS (`insecure_dev`, development only) there are no
+//! certificates, and the join token (metadata `x-gantry-join-token`) stands in for any
+//! node.
 
 use std::time::Duration;
 
+use gantry_pki::NodeCertificate;
 use gantry_proto::v1::agent_service_server::AgentService;
 use gantry_proto::v1::{
-    AgentMessage, NodeAssignments, RegisterNodeRequest, RegisterNodeResponse, ReportContainerRequest,
-    ReportContainerResponse, SchedulerMessage, agent_message, scheduler_message,
+    AgentMessage, NodeAssignments, RegisterNodeRequest, RegisterNodeResponse, RenewCertificateRequest,
+    RenewCertificateResponse, ReportContainerRequest, ReportContainerResponse, SchedulerMessage, agent_message,
+    scheduler_message,
 };
 use gantry_proto::{JOIN_TOKEN_HEADER, convert};
 use tokio::sync::mpsc;
@@ -24,7 +29,7 @@ use super::context::{ApiContext, now_ms};
 use super::status;
 use crate::agents::SessionSender;
 use crate::agents::assignments::node_assignments;
-use crate::state::{Applied, CommandV1, ContainerPhase};
+use crate::state::{Applied, CommandV1, ContainerPhase, Rejected, State, ownership, revocations};
 
 /// Messages queued towards one agent; assignments are small and log requests rare.
 const SESSION_BUFFER: usize = 256;
@@ -33,43 +38,129 @@ pub struct AgentApi(pub ApiContext);
 
 /// Who is calling the agent service.
 enum NodeCaller {
-    /// Proven by a node certificate.
-    Node(String),
-    /// Holds the join token: may act for any node (registration, or dev mode).
+    /// Proven by a node certificate (verified against the CA by TLS).
+    Node(NodeCertificate),
+    /// Holds the join token, over TLS without a node certificate: may only join a new
+    /// node name.
     Joiner,
+    /// Holds the join token with TLS off: stands in for any node (development only).
+    DevJoiner,
     Anonymous,
 }
 
 impl NodeCaller {
-    /// May this caller act for `node_id`?
-    fn check(&self, node_id: &str) -> Result<(), Status> {
+    /// The issue time of the caller's certificate (`None`: no certificate).
+    fn issued_at_ms(&self) -> Option<u64> {
         match self {
-            NodeCaller::Node(id) if id == node_id => Ok(()),
-            NodeCaller::Node(id) => {
-                Err(Status::permission_denied(format!("this certificate is node '{id}', not '{node_id}'")))
+            NodeCaller::Node(cert) => Some(cert.issued_at_ms),
+            _ => None,
+        }
+    }
+
+    /// May this caller act for `node_id` now? A node certificate speaks only for its own
+    /// node, and only while that node has not revoked it.
+    fn check(&self, state: &State, node_id: &str) -> Result<(), Status> {
+        match self {
+            NodeCaller::Node(cert) if cert.node_id == node_id => refuse_revoked(state, node_id, self.issued_at_ms()),
+            NodeCaller::Node(cert) => {
+                Err(Status::permission_denied(format!("this certificate is node '{}', not '{node_id}'", cert.node_id)))
             }
-            NodeCaller::Joiner => Ok(()),
+            NodeCaller::DevJoiner => refuse_revoked(state, node_id, None),
+            NodeCaller::Joiner => Err(Status::permission_denied(format!(
+                "acting for node '{node_id}' needs its node certificate: the join token only admits a new node"
+            ))),
             NodeCaller::Anonymous => Err(Status::unauthenticated(
                 "agents must present their node certificate (or the join token when TLS is off)",
             )),
         }
     }
+
+    /// Refuses a revoked certificate whatever the call is about: checked first on
+    /// every RPC.
+    fn check_not_revoked(&self, state: &State) -> Result<(), Status> {
+        match self {
+            NodeCaller::Node(cert) => refuse_revoked(state, &cert.node_id, Some(cert.issued_at_ms)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn refuse_revoked(state: &State, node_id: &str, issued_at_ms: Option<u64>) -> Result<(), Status> {
+    match revocations::refusal(state, node_id, issued_at_ms) {
+        Some(why) => Err(Status::permission_denied(why)),
+        None => Ok(()),
+    }
 }
 
 impl AgentApi {
     fn caller<T>(&self, req: &Request<T>, body_token: &str) -> NodeCaller {
-        if let Some(cn) = gantry_pki::peer_common_name(req)
-            && let Some(id) = gantry_pki::node_id_from_common_name(&cn)
-        {
-            return NodeCaller::Node(id.to_string());
+        if let Some(cert) = NodeCertificate::of_peer(req) {
+            return NodeCaller::Node(cert);
         }
         let header = req.metadata().get(JOIN_TOKEN_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let token = if body_token.is_empty() { header } else { body_token };
-        if !self.0.join_token.is_empty() && token == self.0.join_token {
+        if self.0.join_token.is_empty() || token != self.0.join_token {
+            NodeCaller::Anonymous
+        } else if self.0.tls {
             NodeCaller::Joiner
         } else {
-            NodeCaller::Anonymous
+            NodeCaller::DevJoiner
         }
+    }
+
+    /// A certificate for `node_id` from `csr_pem`, issued after any revocation of it.
+    fn sign(&self, state: &State, csr_pem: &str, node_id: &str) -> Result<String, Status> {
+        let ca = self.0.node_ca.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "csr_pem: this replica holds no CA key to sign node certificates; configure the agent's tls.cert",
+            )
+        })?;
+        let issued_at_ms = revocations::earliest_issue_ms(state, node_id, now_ms());
+        gantry_pki::sign_node_csr(ca, csr_pem, node_id, issued_at_ms, self.0.node_cert_lifetime)
+            .map_err(|e| Status::invalid_argument(format!("csr_pem: {e}")))
+    }
+}
+
+/// The command a registration becomes: the node's own certificate updates its node;
+/// the join token joins a new (or revoked and re-admitted) name. With TLS off the join
+/// token keeps updating existing nodes (development only: anyone with it is any node).
+fn registration(
+    caller: &NodeCaller,
+    state: &State,
+    req: &RegisterNodeRequest,
+    inventory: gantry_domain::NodeInventory,
+) -> Result<CommandV1, Status> {
+    let (hostname, address, now_ms) = (req.hostname.clone(), req.address.clone(), now_ms());
+    let exists = state.nodes.contains_key(&req.hostname);
+    let revoked = state.node_revocations.contains_key(&req.hostname);
+    match caller {
+        NodeCaller::Node(_) => {
+            caller.check(state, &req.hostname)?;
+            Ok(CommandV1::RegisterNode { hostname, address, inventory, now_ms })
+        }
+        NodeCaller::DevJoiner if exists && !revoked => {
+            Ok(CommandV1::RegisterNode { hostname, address, inventory, now_ms })
+        }
+        NodeCaller::Joiner | NodeCaller::DevJoiner => {
+            // Refused here already so no certificate is signed for a name the join
+            // cannot take; `JoinNode`'s apply decides races.
+            let admitted = state.node_revocations.get(&req.hostname).is_some_and(|r| r.rejoin_allowed);
+            if exists && !admitted {
+                let reason = if revoked {
+                    format!(
+                        "node '{hostname}' was revoked: an operator must admit it again first (gantryctl node admit)"
+                    )
+                } else {
+                    format!(
+                        "node '{hostname}' is registered: the join token admits a new name once; \
+                         re-register with the node's own certificate"
+                    )
+                };
+                return Err(Status::permission_denied(reason));
+            }
+            Ok(CommandV1::JoinNode { hostname, address, inventory, now_ms })
+        }
+        NodeCaller::Anonymous => Err(Status::unauthenticated("join_token: does not match the cluster's join token")),
     }
 }
 
@@ -82,25 +173,21 @@ impl AgentService for AgentApi {
         if matches!(caller, NodeCaller::Anonymous) {
             return Err(Status::unauthenticated("join_token: does not match the cluster's join token"));
         }
+        caller.check_not_revoked(&self.0.raft.state())?;
         gantry_domain::validate::node_name("hostname", &req.hostname).map_err(status::invalid)?;
-        caller.check(&req.hostname)?;
         let inventory = req
             .inventory
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("inventory: is required"))
             .and_then(|inv| convert::inventory_from_wire(inv).map_err(status::invalid))?;
-        let cert_pem = if req.csr_pem.is_empty() {
-            String::new()
-        } else {
-            let ca = self.0.node_ca.as_ref().ok_or_else(|| {
-                Status::failed_precondition(
-                    "csr_pem: this replica holds no CA key to sign node certificates; configure the agent's tls.cert",
-                )
-            })?;
-            gantry_pki::sign_node_csr(ca, &req.csr_pem, &req.hostname)
-                .map_err(|e| Status::invalid_argument(format!("csr_pem: {e}")))?
+        let (cmd, cert_pem) = {
+            let state = self.0.raft.state();
+            let cmd = registration(&caller, &state, &req, inventory)?;
+            let cert_pem =
+                if req.csr_pem.is_empty() { String::new() } else { self.sign(&state, &req.csr_pem, &req.hostname)? };
+            (cmd, cert_pem)
         };
-        let cmd = CommandV1::RegisterNode { hostname: req.hostname, address: req.address, inventory, now_ms: now_ms() };
+        // The certificate is handed out only once the registration is committed.
         match self.0.write(cmd).await? {
             Applied::Node(n) => Ok(Response::new(RegisterNodeResponse { node_id: n.id, cert_pem })),
             other => Err(unexpected(other)),
@@ -111,19 +198,24 @@ impl AgentService for AgentApi {
 
     async fn session(&self, req: Request<Streaming<AgentMessage>>) -> Result<Response<Self::SessionStream>, Status> {
         let caller = self.caller(&req, "");
+        caller.check_not_revoked(&self.0.raft.state())?;
         let mut inbound = req.into_inner();
         let node_id = match inbound.message().await?.and_then(|m| m.kind) {
             Some(agent_message::Kind::Hello(h)) => h.node_id,
             _ => return Err(Status::invalid_argument("hello: the first message of a session must be Hello")),
         };
-        caller.check(&node_id)?;
-        if !self.0.raft.state().nodes.contains_key(&node_id) {
-            return Err(Status::not_found(format!("node '{node_id}' is not registered: call Register first")));
+        {
+            let state = self.0.raft.state();
+            caller.check(&state, &node_id)?;
+            if !state.nodes.contains_key(&node_id) {
+                return Err(Status::not_found(format!("node '{node_id}' is not registered: call Register first")));
+            }
         }
         let (tx, rx) = mpsc::channel(SESSION_BUFFER);
         let session = self.0.hub.attach(&node_id, tx.clone(), now_ms());
         tracing::info!(node = %node_id, "agent session opened");
-        tokio::spawn(run_session(self.0.clone(), node_id, session, inbound, tx));
+        let identity = SessionIdentity { node_id, issued_at_ms: caller.issued_at_ms() };
+        tokio::spawn(run_session(self.0.clone(), identity, session, inbound, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -134,7 +226,19 @@ impl AgentService for AgentApi {
     ) -> Result<Response<ReportContainerResponse>, Status> {
         let caller = self.caller(&req, "");
         let req = req.into_inner();
-        caller.check(&req.node_id)?;
+        {
+            let state = self.0.raft.state();
+            caller.check_not_revoked(&state)?;
+            caller.check(&state, &req.node_id)?;
+            // A placement never changes once made: a rank this replica already sees on
+            // another node is refused without a raft entry. Anything it cannot see yet
+            // (a lagging replica) is decided by the same check in apply.
+            if let Err(Rejected::PermissionDenied { reason }) =
+                ownership::check_container_owner(&state, &req.node_id, &req.workload_id, req.rank)
+            {
+                return Err(Status::permission_denied(reason));
+            }
+        }
         let phase = ContainerPhase::parse(&req.phase).ok_or_else(|| {
             Status::invalid_argument("phase: must be RUNNING, UPLOADING, SUCCEEDED, FAILED or STOPPED")
         })?;
@@ -149,31 +253,88 @@ impl AgentService for AgentApi {
         self.0.write(cmd).await?;
         Ok(Response::new(ReportContainerResponse {}))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn renew_certificate(
+        &self,
+        req: Request<RenewCertificateRequest>,
+    ) -> Result<Response<RenewCertificateResponse>, Status> {
+        let caller = self.caller(&req, "");
+        let node_id = match &caller {
+            NodeCaller::Node(cert) => cert.node_id.clone(),
+            NodeCaller::Anonymous => return Err(Status::unauthenticated("renewal needs the node's certificate")),
+            NodeCaller::Joiner | NodeCaller::DevJoiner => {
+                return Err(Status::permission_denied(
+                    "a certificate is renewed over mutual TLS with the node's current certificate, \
+                     not with the join token",
+                ));
+            }
+        };
+        let req = req.into_inner();
+        if req.csr_pem.is_empty() {
+            return Err(Status::invalid_argument("csr_pem: is required"));
+        }
+        let state = self.0.raft.state();
+        caller.check(&state, &node_id)?;
+        if !state.nodes.contains_key(&node_id) {
+            return Err(Status::not_found(format!("node '{node_id}' is not registered")));
+        }
+        let cert_pem = self.sign(&state, &req.csr_pem, &node_id)?;
+        tracing::info!(node = %node_id, "node certificate renewed");
+        Ok(Response::new(RenewCertificateResponse { cert_pem }))
+    }
 }
 
-/// Serves one session until the agent goes away: pushes assignments on every change
-/// and takes heartbeats and log chunks.
+/// Who holds a session: the node, and the issue time of the certificate it opened the
+/// session with (`None` without TLS), to end the session when that is revoked.
+struct SessionIdentity {
+    node_id: String,
+    issued_at_ms: Option<u64>,
+}
+
+/// Serves one session until the agent goes away or its certificate is revoked: pushes
+/// assignments on every change and takes heartbeats and log chunks.
 async fn run_session(
     ctx: ApiContext,
-    node_id: String,
+    identity: SessionIdentity,
     session: u64,
     mut inbound: Streaming<AgentMessage>,
     tx: SessionSender,
 ) {
-    let pusher = tokio::spawn(push_assignments(ctx.clone(), node_id.clone(), tx));
-    mark_ready_if_down(&ctx, &node_id).await;
+    let node_id = identity.node_id.as_str();
+    let pusher = tokio::spawn(push_assignments(ctx.clone(), node_id.to_string(), tx.clone()));
+    mark_ready_if_down(&ctx, node_id).await;
+    // Every replica watches the replicated deny list, so a revocation ends the node's
+    // sessions everywhere, not only on the replica that took the command.
+    let mut applied = ctx.raft.applied_watch();
     loop {
-        match inbound.message().await {
-            Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Heartbeat(hb)) })) => {
-                ctx.hub.heartbeat(&node_id, hb.metrics, now_ms());
+        let message = tokio::select! {
+            message = inbound.message() => message,
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                if let Some(why) = revocations::refusal(&ctx.raft.state(), node_id, identity.issued_at_ms) {
+                    tracing::warn!(node = %node_id, "closing the session of a revoked node");
+                    let _ = tx.try_send(Err(Status::permission_denied(why)));
+                    break;
+                }
+                continue;
             }
-            Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Log(chunk)) })) => ctx.hub.deliver(chunk).await,
+        };
+        match message {
+            Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Heartbeat(hb)) })) => {
+                ctx.hub.heartbeat(node_id, hb.metrics, now_ms());
+            }
+            Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Log(chunk)) })) => {
+                ctx.hub.deliver(node_id, chunk).await;
+            }
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => break,
         }
     }
     pusher.abort();
-    ctx.hub.detach(&node_id, session);
+    ctx.hub.detach(node_id, session);
     tracing::info!(node = %node_id, "agent session closed");
 }
 

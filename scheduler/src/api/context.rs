@@ -1,7 +1,7 @@
 //! What every admin service shares: the replica's raft handle and the token table.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gantry_proto::v1::ReadOptions;
 use tonic::Status;
@@ -23,6 +23,10 @@ pub struct ApiContext {
     /// Directory of the CA (certificate and key) that signs node certificates; `None`
     /// when this replica cannot sign (agents then bring their own certificates).
     pub node_ca: Option<PathBuf>,
+    /// The API is served over TLS: agents then act only with their node certificates.
+    pub tls: bool,
+    /// Validity of the node certificates this replica signs.
+    pub node_cert_lifetime: Duration,
 }
 
 impl ApiContext {

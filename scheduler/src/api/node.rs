@@ -1,15 +1,20 @@
-//! NodeService: the operator's view of nodes, with the health this replica last heard.
+//! NodeService: the operator's view of nodes, with the health this replica last heard,
+//! and the revocation of a node's identity.
 
 use gantry_domain::Node;
 use gantry_proto::convert;
 use gantry_proto::v1::node_service_server::NodeService;
-use gantry_proto::v1::{self as pb, GetNodeRequest, ListNodesRequest, ListNodesResponse};
+use gantry_proto::v1::{
+    self as pb, AdmitNodeRequest, GetNodeRequest, ListNodesRequest, ListNodesResponse, RevokeNodeRequest,
+};
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::context::ApiContext;
+use super::catalog::unexpected;
+use super::context::{ApiContext, now_ms};
+use super::status;
 use crate::agents::AgentHub;
-use crate::state::{State, WorkloadOwner};
+use crate::state::{Applied, CommandV1, State, WorkloadOwner};
 
 pub struct NodeApi(pub ApiContext);
 
@@ -64,5 +69,39 @@ impl NodeService for NodeApi {
         let id = &req.get_ref().id;
         let node = state.nodes.get(id).ok_or_else(|| Status::not_found(format!("node '{id}' not found")))?;
         Ok(Response::new(node_to_wire(&state, &self.0.hub, node, &caller)))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %req.get_ref().id))]
+    async fn revoke_node(&self, req: Request<RevokeNodeRequest>) -> Result<Response<pb::Node>, Status> {
+        let caller = self.0.auth.authenticate(&req)?;
+        caller.authorize_cluster()?;
+        let req = req.into_inner();
+        gantry_domain::validate::node_name("id", &req.id).map_err(status::invalid)?;
+        if req.reason.chars().count() > 1024 {
+            return Err(Status::invalid_argument("reason: must be at most 1024 characters"));
+        }
+        let cmd = CommandV1::RevokeNode { node_id: req.id.clone(), reason: req.reason, now_ms: now_ms() };
+        let node = match self.0.write(cmd).await? {
+            Applied::Node(n) => n,
+            other => return Err(unexpected(other)),
+        };
+        // This replica's session ends now; the others end theirs as they apply the entry.
+        self.0.hub.close(&req.id, Status::permission_denied(format!("node '{}' was revoked", req.id)));
+        tracing::warn!(node = %req.id, by = %caller.name, "node revoked");
+        Ok(Response::new(node_to_wire(&self.0.raft.state(), &self.0.hub, &node, &caller)))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %req.get_ref().id))]
+    async fn admit_node(&self, req: Request<AdmitNodeRequest>) -> Result<Response<pb::Node>, Status> {
+        let caller = self.0.auth.authenticate(&req)?;
+        caller.authorize_cluster()?;
+        let id = req.into_inner().id;
+        gantry_domain::validate::node_name("id", &id).map_err(status::invalid)?;
+        let node = match self.0.write(CommandV1::AdmitNode { node_id: id.clone() }).await? {
+            Applied::Node(n) => n,
+            other => return Err(unexpected(other)),
+        };
+        tracing::info!(node = %id, by = %caller.name, "revoked node admitted to join again");
+        Ok(Response::new(node_to_wire(&self.0.raft.state(), &self.0.hub, &node, &caller)))
     }
 }

@@ -5,6 +5,7 @@ use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Traini
 
 use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
+use super::{ownership, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -137,10 +138,15 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             Ok(Applied::Done)
         }
         CommandV1::Noop => Ok(Applied::Done),
+        CommandV1::JoinNode { hostname, address, inventory, now_ms } => {
+            revocations::join_node(state, hostname, address, inventory, now_ms)
+        }
+        CommandV1::RevokeNode { node_id, reason, now_ms } => revocations::revoke_node(state, &node_id, &reason, now_ms),
+        CommandV1::AdmitNode { node_id } => revocations::admit_node(state, &node_id),
     }
 }
 
-fn register_node(
+pub(super) fn register_node(
     state: &mut State,
     hostname: String,
     address: String,
@@ -148,6 +154,11 @@ fn register_node(
     now_ms: u64,
 ) -> Outcome {
     gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
+    // The API refuses a revoked node's certificates; this closes the window between that
+    // check and a revocation committed before this entry.
+    if revocations::blocks_ready(state, &hostname) {
+        return Err(Rejected::PermissionDenied { reason: format!("node '{hostname}' was revoked") });
+    }
     // A GPU is one physical device: a UUID another node already reports is a
     // misconfigured fake inventory or a cloned host, and placement would hand the same
     // device out twice.
@@ -368,7 +379,16 @@ fn training_applied(state: &State, project: &str, name: &str) -> Outcome {
     Ok(Applied::Training { training: training.clone(), placement })
 }
 
-fn set_node_status(state: &mut State, node_id: &str, status: NodeStatus, reason: &str, now_ms: u64) -> Outcome {
+pub(super) fn set_node_status(
+    state: &mut State,
+    node_id: &str,
+    status: NodeStatus,
+    reason: &str,
+    now_ms: u64,
+) -> Outcome {
+    if status == NodeStatus::Ready && revocations::blocks_ready(state, node_id) {
+        return Err(Rejected::PermissionDenied { reason: format!("node '{node_id}' was revoked") });
+    }
     let node = state.nodes.get_mut(node_id).ok_or_else(|| Rejected::not_found(format!("node '{node_id}'")))?;
     if node.status == status {
         return Ok(Applied::Node(node.clone()));
@@ -417,17 +437,10 @@ fn report_container(
     reason: String,
     now_ms: u64,
 ) -> Outcome {
-    let w = state
-        .workloads
-        .get_mut(workload_id)
-        .ok_or_else(|| Rejected::not_found(format!("workload '{workload_id}' (it has ended or never existed)")))?;
-    let placed_here =
-        w.placement.as_ref().and_then(|p| p.assignments.get(rank as usize)).is_some_and(|a| a.node_id == node_id);
-    if !placed_here {
-        return Err(Rejected::precondition(format!(
-            "rank {rank} of workload '{workload_id}' is not assigned to node '{node_id}'"
-        )));
-    }
+    ownership::check_container_owner(state, node_id, workload_id, rank)?;
+    let Some(w) = state.workloads.get_mut(workload_id) else {
+        return Err(Rejected::not_found(format!("workload '{workload_id}'")));
+    };
     // One phase per placed rank. A state restored from an older snapshot may lack them:
     // fill in rather than index past the end (apply must never panic).
     let ranks = w.placement.as_ref().map_or(0, |p| p.assignments.len());

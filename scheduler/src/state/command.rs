@@ -137,4 +137,25 @@ pub enum CommandV1 {
     },
     /// No-op used to measure replicated write throughput.
     Noop,
+    /// An agent joins with the join token: a new node name, or a revoked one an operator
+    /// admitted again (once). An existing name is refused (it re-registers with its own
+    /// certificate, through `RegisterNode`).
+    JoinNode {
+        hostname: String,
+        address: String,
+        inventory: NodeInventory,
+        now_ms: u64,
+    },
+    /// Refuses the node's certificates issued before `now_ms` and marks it DOWN (its
+    /// trainings end as for a lost node).
+    RevokeNode {
+        node_id: String,
+        #[serde(default)]
+        reason: String,
+        now_ms: u64,
+    },
+    /// Allows one fresh join of a revoked node with the join token.
+    AdmitNode {
+        node_id: String,
+    },
 }

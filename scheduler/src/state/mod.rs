@@ -13,6 +13,8 @@ mod apply;
 mod command;
 pub mod containers;
 mod outcome;
+pub mod ownership;
+pub mod revocations;
 mod workload;
 
 #[cfg(test)]
@@ -51,6 +53,9 @@ pub struct State {
     /// The storage each project may use, by project (absent: nothing granted).
     #[serde(default)]
     pub storage_grants: BTreeMap<String, StorageGrants>,
+    /// Revoked nodes, by node id (see [`revocations`]).
+    #[serde(default)]
+    pub node_revocations: BTreeMap<String, revocations::NodeRevocation>,
 }
 
 impl State {

@@ -111,6 +111,14 @@ fn command() -> impl Strategy<Value = CommandV1> {
             now_ms: 6,
             reason: String::new(),
         }),
+        (0u32..3).prop_map(|n| CommandV1::JoinNode {
+            hostname: format!("node{n}"),
+            address: String::new(),
+            inventory: NodeInventory { cpu_millis: 8000, memory_mib: 8192, disk_mib: 0, gpus: vec![] },
+            now_ms: 7,
+        }),
+        (0u32..3).prop_map(|n| CommandV1::RevokeNode { node_id: format!("node{n}"), reason: String::new(), now_ms: 8 }),
+        (0u32..3).prop_map(|n| CommandV1::AdmitNode { node_id: format!("node{n}") }),
         (project.clone(), name.clone())
             .prop_map(|(p, n)| CommandV1::DeleteTraining { project: p.into(), name: n.into() }),
         (project.clone(), name.clone())
