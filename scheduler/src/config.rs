@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub replica: ReplicaConfig,
@@ -231,23 +231,6 @@ impl Default for CatalogConfig {
 impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig { placement_interval: Duration::from_millis(200), node_down_after: Duration::from_secs(30) }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            replica: ReplicaConfig::default(),
-            peers: Vec::new(),
-            raft: RaftConfig::default(),
-            tls: TlsConfig::default(),
-            auth: AuthConfig::default(),
-            catalog: CatalogConfig::default(),
-            controllers: ControllerConfig::default(),
-            metrics: MetricsConfig::default(),
-            agent: EmbeddedAgentConfig::default(),
-            storage: StorageConfig::default(),
-        }
     }
 }
 

@@ -236,11 +236,7 @@ async fn create(cluster: &ProcessCluster, i: usize, name: &str) -> anyhow::Resul
 async fn names(cluster: &ProcessCluster) -> anyhow::Result<Vec<Vec<String>>> {
     let mut all = Vec::new();
     for i in 0..cluster.len() {
-        let request = ListExperimentsRequest {
-            project: PROJECT.into(),
-            read: Some(ReadOptions { stale: true }),
-            ..Default::default()
-        };
+        let request = ListExperimentsRequest { project: PROJECT.into(), read: Some(ReadOptions { stale: true }) };
         let list = cluster.client(i).experiments.list_experiments(request).await?.into_inner();
         let mut names: Vec<String> = list.experiments.into_iter().map(|e| e.name).collect();
         names.sort();
