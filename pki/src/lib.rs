@@ -36,8 +36,8 @@ pub use files::TlsFiles;
 pub use leaf::issue_leaf;
 pub use node_certificate::NodeCertificate;
 pub use node_identity::{
-    NODE_CN_PREFIX, NOT_BEFORE_SKEW, can_sign, node_common_name, node_csr, node_id_from_common_name, sign_node_csr,
-    sign_node_csr_with_validity,
+    NODE_CN_PREFIX, NOT_BEFORE_SKEW, can_sign, csr_public_key, node_common_name, node_csr, node_csr_for_key,
+    node_id_from_common_name, sign_node_csr, sign_node_csr_with_validity,
 };
 pub use peer::peer_common_name;
 pub use provider::install_crypto_provider;

@@ -32,14 +32,32 @@ pub fn node_id_from_common_name(cn: &str) -> Option<&str> {
 
 /// A fresh key pair and a CSR for it: `(key_pem, csr_pem)`.
 pub fn node_csr(node_id: &str) -> Result<(String, String), Error> {
+    let generate_error = |source| Error::Generate { what: format!("key for node {node_id:?}"), source };
+    let key = KeyPair::generate().map_err(generate_error)?.serialize_pem();
+    let csr = node_csr_for_key(node_id, &key)?;
+    Ok((key, csr))
+}
+
+/// A CSR for the node's existing key (`key_pem`): a join retried after a lost answer
+/// asks again for the same key, which is how the scheduler recognises the retry.
+pub fn node_csr_for_key(node_id: &str, key_pem: &str) -> Result<String, Error> {
     let generate_error = |source| Error::Generate { what: format!("csr for node {node_id:?}"), source };
-    let key = KeyPair::generate().map_err(generate_error)?;
+    let key = KeyPair::from_pem(key_pem).map_err(generate_error)?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate_error)?;
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, node_common_name(node_id));
     params.distinguished_name = subject;
     let csr = params.serialize_request(&key).map_err(generate_error)?;
-    Ok((key.serialize_pem(), csr.pem().map_err(generate_error)?))
+    csr.pem().map_err(generate_error)
+}
+
+/// The public key a CSR asks a certificate for, as hex, once its signature is verified
+/// (the requester holds the private key).
+pub fn csr_public_key(csr_pem: &str) -> Result<String, Error> {
+    use rcgen::PublicKeyData as _;
+    let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(|source| Error::Generate { what: "csr".into(), source })?;
+    Ok(csr.public_key.der_bytes().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// True when `ca_dir` holds the CA's key, i.e. this process can sign node certificates.
@@ -158,6 +176,16 @@ mod tests {
         assert_eq!(node_id_from_common_name(&names), Some("gpu-01"));
         assert_eq!(node_id_from_common_name("node-"), None);
         assert_eq!(node_id_from_common_name("replica-1"), None);
+    }
+
+    #[test]
+    fn a_csr_for_the_same_key_names_the_same_public_key() {
+        let (key, csr) = node_csr("gpu-01").unwrap();
+        let again = node_csr_for_key("gpu-01", &key).unwrap();
+        assert_eq!(csr_public_key(&csr).unwrap(), csr_public_key(&again).unwrap());
+        let (_, other) = node_csr("gpu-01").unwrap();
+        assert_ne!(csr_public_key(&csr).unwrap(), csr_public_key(&other).unwrap());
+        assert!(csr_public_key("not a csr").is_err());
     }
 
     #[test]

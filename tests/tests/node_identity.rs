@@ -183,6 +183,28 @@ async fn the_join_token_admits_a_node_name_once() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_join_whose_answer_was_lost_is_retried_with_the_same_key() -> anyhow::Result<()> {
+    let sandbox = Sandbox::start().await?;
+    let (key, csr_pem) = gantry_pki::node_csr("gpu-9")?;
+    let join = |csr_pem: String| {
+        let mut request = tonic::Request::new(pb::RegisterNodeRequest { csr_pem, ..gpu_node("gpu-9", 2) });
+        request.metadata_mut().insert(gantry_proto::JOIN_TOKEN_HEADER, JOIN_TOKEN.parse().expect("header"));
+        request
+    };
+    let first = expect_ok(sandbox.anonymous().agent.register(join(csr_pem)).await, "first join");
+    // Its answer is lost; the agent retries with a new CSR for the same key.
+    let retry_csr = gantry_pki::node_csr_for_key("gpu-9", &key)?;
+    let retry = expect_ok(sandbox.anonymous().agent.register(join(retry_csr)).await, "the same join again");
+    assert!(!retry.cert_pem.is_empty() && retry.node_id == first.node_id);
+    let before = get_node(&sandbox, "gpu-9").await?;
+    // Someone else with the join token but another key is still refused.
+    let (_, other_csr) = gantry_pki::node_csr("gpu-9")?;
+    expect_code(sandbox.anonymous().agent.register(join(other_csr)).await, Code::PermissionDenied, "another key");
+    assert_eq!(get_node(&sandbox, "gpu-9").await?.inventory, before.inventory);
+    sandbox.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reports_only_the_containers_placed_on_it() -> anyhow::Result<()> {
     let sandbox = Sandbox::start().await?;
     grant_team_a(&sandbox).await?;

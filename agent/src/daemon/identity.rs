@@ -130,7 +130,8 @@ async fn stored_or_issued(
     if config.join_token.is_empty() {
         anyhow::bail!("join_token: needed for the first registration (this node has no valid certificate)");
     }
-    let (key_pem, csr_pem) = gantry_pki::node_csr(&config.node_name)?;
+    let key_pem = join_key(&identity)?;
+    let csr_pem = gantry_pki::node_csr_for_key(&config.node_name, &key_pem)?;
     let link = Link::new(config, LinkTls::CaOnly { ca_cert })?;
     let req = RegisterNodeRequest { join_token: config.join_token.clone(), csr_pem, ..base.clone() };
     let resp = link
@@ -144,8 +145,29 @@ async fn stored_or_issued(
         anyhow::bail!("the scheduler registered the node but issued no certificate");
     }
     identity.store(&key_pem, &resp.cert_pem)?;
+    std::fs::remove_file(join_key_path(&identity))?;
     tracing::info!(cert = %identity.cert.display(), "node certificate issued");
     Ok(identity)
+}
+
+fn join_key_path(identity: &Identity) -> PathBuf {
+    identity.key.with_file_name("join-key.pem")
+}
+
+/// The key this node joins with, made once and kept (0600) until the join succeeds: a
+/// join whose answer was lost (the node is registered, the certificate never arrived)
+/// is retried with the same key, which the scheduler recognises as the same join.
+fn join_key(identity: &Identity) -> anyhow::Result<String> {
+    let path = join_key_path(identity);
+    match std::fs::read_to_string(&path) {
+        Ok(key) => return Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+    let (key, _) = gantry_pki::node_csr("join")?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    write_file(dir, &path, &key, 0o600)?;
+    Ok(key)
 }
 
 pub fn now_ms() -> u64 {
@@ -182,6 +204,21 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    #[test]
+    fn the_join_key_is_made_once_kept_private_and_reused_until_the_join_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::stored(dir.path());
+        let first = join_key(&id).unwrap();
+        let path = join_key_path(&id);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A retry after a lost answer asks for the same key.
+        assert_eq!(join_key(&id).unwrap(), first);
+        let csr = |key: &str| gantry_pki::csr_public_key(&gantry_pki::node_csr_for_key("n", key).unwrap()).unwrap();
+        assert_eq!(csr(&first), csr(&join_key(&id).unwrap()));
+        std::fs::remove_file(&path).unwrap();
+        assert_ne!(join_key(&id).unwrap(), first, "a new join makes a new key");
+    }
 
     #[test]
     fn a_stored_identity_is_replaced_whole_and_an_interrupted_switch_is_finished() {

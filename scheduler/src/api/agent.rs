@@ -142,10 +142,18 @@ fn registration(
             Ok(CommandV1::RegisterNode { hostname, address, inventory, now_ms })
         }
         NodeCaller::Joiner | NodeCaller::DevJoiner => {
+            // The CSR's signature is verified here: whoever sent it holds the key.
+            let key = if req.csr_pem.is_empty() {
+                String::new()
+            } else {
+                gantry_pki::csr_public_key(&req.csr_pem)
+                    .map_err(|e| Status::invalid_argument(format!("csr_pem: {e}")))?
+            };
             // Refused here already so no certificate is signed for a name the join
             // cannot take; `JoinNode`'s apply decides races.
             let admitted = state.node_revocations.get(&req.hostname).is_some_and(|r| r.rejoin_allowed);
-            if exists && !admitted {
+            let retry = revocations::is_retry(state, &hostname, &address, &inventory, &key).is_some();
+            if exists && !admitted && !retry {
                 let reason = if revoked {
                     format!(
                         "node '{hostname}' was revoked: an operator must admit it again first (gantryctl node admit)"
@@ -158,7 +166,7 @@ fn registration(
                 };
                 return Err(Status::permission_denied(reason));
             }
-            Ok(CommandV1::JoinNode { hostname, address, inventory, now_ms })
+            Ok(CommandV1::JoinNode { hostname, address, inventory, now_ms, key })
         }
         NodeCaller::Anonymous => Err(Status::unauthenticated("join_token: does not match the cluster's join token")),
     }

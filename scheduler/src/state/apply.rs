@@ -138,8 +138,8 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             Ok(Applied::Done)
         }
         CommandV1::Noop => Ok(Applied::Done),
-        CommandV1::JoinNode { hostname, address, inventory, now_ms } => {
-            revocations::join_node(state, hostname, address, inventory, now_ms)
+        CommandV1::JoinNode { hostname, address, inventory, now_ms, key } => {
+            revocations::join_node(state, hostname, address, inventory, now_ms, key)
         }
         CommandV1::RevokeNode { node_id, reason, now_ms } => revocations::revoke_node(state, &node_id, &reason, now_ms),
         CommandV1::AdmitNode { node_id } => revocations::admit_node(state, &node_id),

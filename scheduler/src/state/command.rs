@@ -145,6 +145,10 @@ pub enum CommandV1 {
         address: String,
         inventory: NodeInventory,
         now_ms: u64,
+        /// The public key (hex) of the CSR the join asks a certificate for: a retry of
+        /// a join whose answer was lost asks for the same key and is recognised by it.
+        #[serde(default)]
+        key: String,
     },
     /// Refuses the node's certificates issued before `now_ms` and marks it DOWN (its
     /// trainings end as for a lost node).

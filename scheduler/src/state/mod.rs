@@ -56,6 +56,9 @@ pub struct State {
     /// Revoked nodes, by node id (see [`revocations`]).
     #[serde(default)]
     pub node_revocations: BTreeMap<String, revocations::NodeRevocation>,
+    /// The public key (hex) each node joined with, by node id.
+    #[serde(default)]
+    pub join_keys: BTreeMap<String, String>,
 }
 
 impl State {

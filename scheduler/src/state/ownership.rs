@@ -49,7 +49,13 @@ pub(crate) mod tests {
         let mut state = granted_catalog();
         for (i, n) in ["a", "b"].into_iter().enumerate() {
             let inventory = NodeInventory { cpu_millis: 8000, memory_mib: 8192, disk_mib: 0, gpus: vec![] };
-            let join = CommandV1::JoinNode { hostname: n.into(), address: String::new(), inventory, now_ms: 1 };
+            let join = CommandV1::JoinNode {
+                hostname: n.into(),
+                address: String::new(),
+                inventory,
+                now_ms: 1,
+                key: String::new(),
+            };
             apply(&mut state, 10 + i as u64, join.into()).expect("apply in test");
         }
         let create = CommandV1::CreateTraining {

@@ -62,9 +62,13 @@ pub fn join_node(
     address: String,
     inventory: NodeInventory,
     now_ms: u64,
+    key: String,
 ) -> Outcome {
     // Validated before anything changes: a rejection must leave the state as it was.
     gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
+    if let Some(node) = is_retry(state, &hostname, &address, &inventory, &key) {
+        return Ok(Applied::Node(node));
+    }
     if state.nodes.contains_key(&hostname) {
         match state.node_revocations.get_mut(&hostname) {
             Some(r) if r.rejoin_allowed => {
@@ -86,7 +90,33 @@ pub fn join_node(
             }
         }
     }
-    super::apply::register_node(state, hostname, address, inventory, now_ms)
+    let outcome = super::apply::register_node(state, hostname.clone(), address, inventory, now_ms)?;
+    if key.is_empty() {
+        state.join_keys.remove(&hostname);
+    } else {
+        state.join_keys.insert(hostname, key);
+    }
+    Ok(outcome)
+}
+
+/// The node, when this join repeats the one that created it: same key (whose private
+/// half only the node holds; the CSR's signature proved it), same address and
+/// inventory, and the node not revoked since. Such a retry changes nothing; it only
+/// lets an agent whose first answer was lost get its certificate.
+pub fn is_retry(
+    state: &State,
+    hostname: &str,
+    address: &str,
+    inventory: &NodeInventory,
+    key: &str,
+) -> Option<gantry_domain::Node> {
+    let node = state.nodes.get(hostname)?;
+    let same = !key.is_empty()
+        && state.join_keys.get(hostname).is_some_and(|k| k == key)
+        && node.address == address
+        && &node.inventory == inventory
+        && !state.node_revocations.contains_key(hostname);
+    same.then(|| node.clone())
 }
 
 /// Refuses the node's certificates issued until now and marks it DOWN, which ends its
@@ -131,7 +161,40 @@ mod tests {
     }
 
     fn join(name: &str, address: &str, now_ms: u64) -> CommandV1 {
-        CommandV1::JoinNode { hostname: name.into(), address: address.into(), inventory: inventory(), now_ms }
+        CommandV1::JoinNode {
+            hostname: name.into(),
+            address: address.into(),
+            inventory: inventory(),
+            now_ms,
+            key: String::new(),
+        }
+    }
+
+    #[test]
+    fn regression_a_join_retried_with_its_key_after_a_lost_answer_is_the_same_join() {
+        let mut state = cpu_catalog();
+        let keyed = |address: &str, key: &str, now_ms| CommandV1::JoinNode {
+            hostname: "a".into(),
+            address: address.into(),
+            inventory: inventory(),
+            now_ms,
+            key: key.into(),
+        };
+        apply(&mut state, 10, keyed("10.0.0.1", "k1", 1).into()).expect("first join");
+        let before = state.clone();
+        // The agent never got its certificate and asks again for the same key: a no-op.
+        apply(&mut state, 11, keyed("10.0.0.1", "k1", 2).into()).expect("the retry");
+        assert_eq!((&state.nodes, &state.join_keys), (&before.nodes, &before.join_keys));
+        // Another key, or the same key changing what is registered, is a second join.
+        for (i, (address, key)) in [("10.0.0.1", "k2"), ("10.6.6.6", "k1"), ("10.0.0.1", "")].into_iter().enumerate() {
+            let refused = apply(&mut state, 12 + i as u64, keyed(address, key, 3).into()).expect_err("refused");
+            assert!(matches!(refused, Rejected::PermissionDenied { .. }), "{refused:?}");
+        }
+        assert_eq!(state.nodes, before.nodes);
+        // Once revoked, the join key does not bring the node back.
+        apply(&mut state, 20, CommandV1::RevokeNode { node_id: "a".into(), reason: String::new(), now_ms: 4 }.into())
+            .expect("revoke");
+        apply(&mut state, 21, keyed("10.0.0.1", "k1", 5).into()).expect_err("revoked");
     }
 
     #[test]

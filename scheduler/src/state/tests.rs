@@ -111,11 +111,12 @@ fn command() -> impl Strategy<Value = CommandV1> {
             now_ms: 6,
             reason: String::new(),
         }),
-        (0u32..3).prop_map(|n| CommandV1::JoinNode {
+        (0u32..3, 0u32..2).prop_map(|(n, k)| CommandV1::JoinNode {
             hostname: format!("node{n}"),
             address: String::new(),
             inventory: NodeInventory { cpu_millis: 8000, memory_mib: 8192, disk_mib: 0, gpus: vec![] },
             now_ms: 7,
+            key: format!("key{k}"),
         }),
         (0u32..3).prop_map(|n| CommandV1::RevokeNode { node_id: format!("node{n}"), reason: String::new(), now_ms: 8 }),
         (0u32..3).prop_map(|n| CommandV1::AdmitNode { node_id: format!("node{n}") }),
