@@ -35,14 +35,7 @@ const DEV_LEAF: &str = "node";
 /// leaf fits. The leaf's CommonName is the first server name, or `localhost`.
 /// Safe to call from several processes at once (a file lock serialises them).
 pub fn ensure_dev_pki(dir: &Path, server_names: &[String]) -> Result<TlsFiles, Error> {
-    pem_file::create_dir(dir)?;
-    let _lock = pem_file::DirLock::acquire(dir)?;
-
-    let ca_created = !ca::exists(dir);
-    if ca_created {
-        ca::generate(dir)?;
-    }
-
+    let (_lock, ca_created) = locked_dev_ca(dir)?;
     let sans = dev_sans(server_names);
     let files = TlsFiles::leaf(dir, dir, DEV_LEAF);
     if ca_created || !leaf_fits(&files, &sans) {
@@ -62,14 +55,7 @@ pub fn ensure_dev_replica(dir: &Path, id: u64, server_names: &[String]) -> Resul
     if id == 0 {
         return Err(Error::InvalidReplicaId);
     }
-    pem_file::create_dir(dir)?;
-    let _lock = pem_file::DirLock::acquire(dir)?;
-
-    let ca_created = !ca::exists(dir);
-    if ca_created {
-        ca::generate(dir)?;
-    }
-
+    let (_lock, ca_created) = locked_dev_ca(dir)?;
     let sans = dev_sans(server_names);
     let name = replica::replica_common_name(id);
     let files = TlsFiles::leaf(dir, dir, &name);
@@ -80,6 +66,18 @@ pub fn ensure_dev_replica(dir: &Path, id: u64, server_names: &[String]) -> Resul
         leaf::write(&issuer, &files, &name, &sans, Some(&replica::replica_uri(id)))?;
     }
     Ok(files)
+}
+
+/// Locks `dir` (created if missing) and makes sure it holds a CA; returns the lock,
+/// held while leaves are issued, and whether the CA was just created.
+fn locked_dev_ca(dir: &Path) -> Result<(pem_file::DirLock, bool), Error> {
+    pem_file::create_dir(dir)?;
+    let lock = pem_file::DirLock::acquire(dir)?;
+    let ca_created = !ca::exists(dir);
+    if ca_created {
+        ca::generate(dir)?;
+    }
+    Ok((lock, ca_created))
 }
 
 /// `server_names` followed by the loopback names, without duplicates.
