@@ -6,7 +6,8 @@
 //!
 //! Request bodies are built from the descriptor too: the `project` field, where the
 //! request has one, names team-a, so a project-scoped check is what stands between a
-//! team-b token and team-a's resources.
+//! team-b token and team-a's resources. Agent methods speak about node-1 and are called
+//! once more over mutual TLS with node-2's own certificate.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::InterceptedService;
 use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
 
 /// Who may call a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +75,10 @@ const EXPECTATIONS: &[(&str, Rule)] = &[
     ("gantry.v1.RaftService/Rejoin", Rule::PeerOnly),
 ];
 
+/// The node agent calls speak about, and the one whose certificate tries to.
+const VICTIM: &str = "node-1";
+const OTHER: &str = "node-2";
+
 /// One RPC as the descriptor set describes it.
 struct Rpc {
     path: String,
@@ -106,10 +112,29 @@ fn body(
     method: &MethodDescriptorProto,
     messages: &BTreeMap<String, prost_types::DescriptorProto>,
 ) -> anyhow::Result<Vec<u8>> {
-    // A session must open with Hello before anything is decided about it.
-    if path == "/gantry.v1.AgentService/Session" {
-        let hello = pb::Hello { node_id: "node-1".into() };
-        return Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::Hello(hello)) }.encode_to_vec());
+    // Agent calls about node-1, complete enough that only the caller's identity can
+    // stop them (a session opens with Hello).
+    match path {
+        "/gantry.v1.AgentService/Session" => {
+            let hello = pb::Hello { node_id: VICTIM.into() };
+            return Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::Hello(hello)) }.encode_to_vec());
+        }
+        "/gantry.v1.AgentService/Register" => {
+            // Without the join token: the callers under test bring their own credentials.
+            let register = pb::RegisterNodeRequest { join_token: String::new(), ..gpu_node(VICTIM, 0) };
+            return Ok(register.encode_to_vec());
+        }
+        "/gantry.v1.AgentService/ReportContainer" => {
+            let report = pb::ReportContainerRequest {
+                node_id: VICTIM.into(),
+                workload_id: "any".into(),
+                rank: 0,
+                phase: "FAILED".into(),
+                reason: "forged".into(),
+            };
+            return Ok(report.encode_to_vec());
+        }
+        _ => {}
     }
     let input = messages
         .get(method.input_type())
@@ -160,8 +185,8 @@ impl Decoder for RawCodec {
 
 /// What a call came to: the status code of its answer (or of its first streamed
 /// message), `Ok` if it was served, or `Ok` too if a stream stayed open (served).
-async fn call(sandbox: &Sandbox, auth: Authorization, rpc: &Rpc) -> anyhow::Result<Code> {
-    let channel = InterceptedService::new(sandbox.channel(), auth);
+async fn call(channel: &Channel, auth: Authorization, rpc: &Rpc) -> anyhow::Result<Code> {
+    let channel = InterceptedService::new(channel.clone(), auth);
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|e| anyhow::anyhow!("channel not ready: {e}"))?;
     let path = PathAndQuery::try_from(rpc.path.clone())?;
@@ -189,6 +214,26 @@ async fn every_rpc_in_the_descriptor_set_has_an_expectation_and_meets_it() -> an
     assert!(stale.is_empty(), "expectations for RPCs that no longer exist: {stale:?}");
 
     let sandbox = Sandbox::start().await?;
+    let api = sandbox.channel();
+    // node-1 and node-2 join; node-2's certificate then tries to act for node-1.
+    let mut joined = Vec::new();
+    for name in [VICTIM, OTHER] {
+        let (key_pem, csr_pem) = gantry_pki::node_csr(name)?;
+        let request = pb::RegisterNodeRequest { csr_pem, ..gpu_node(name, 0) };
+        let answer = expect_ok(sandbox.anonymous().agent.register(request).await, &format!("{name} joins"));
+        joined.push((key_pem, answer.cert_pem));
+    }
+    let dir = tempfile::tempdir()?;
+    let files = gantry_pki::TlsFiles {
+        ca_cert: sandbox.ca_cert().to_path_buf(),
+        cert: dir.path().join("node.pem"),
+        key: dir.path().join("node-key.pem"),
+    };
+    std::fs::write(&files.key, &joined[1].0)?;
+    std::fs::write(&files.cert, &joined[1].1)?;
+    let as_other = Endpoint::from_shared(format!("https://{}", sandbox.api_addr()))?
+        .tls_config(gantry_pki::client_tls(&files, "localhost")?)?
+        .connect_lazy();
     let bearer = |t: &str| Authorization::bearer(t).map_err(|e| anyhow::anyhow!("{e}"));
     let strangers = [
         ("no token", Authorization::none()),
@@ -205,16 +250,16 @@ async fn every_rpc_in_the_descriptor_set_has_an_expectation_and_meets_it() -> an
             }
         };
         if rule == Rule::PeerOnly {
-            let got = call(&sandbox, bearer(ADMIN_TOKEN)?, rpc).await?;
+            let got = call(&api, bearer(ADMIN_TOKEN)?, rpc).await?;
             check("admin", got, &|c| c == Code::Unimplemented, "Unimplemented (not served on the API port)");
             continue;
         }
         for (who, auth) in &strangers {
-            let got = call(&sandbox, auth.clone(), rpc).await?;
+            let got = call(&api, auth.clone(), rpc).await?;
             check(who, got, &|c| c == Code::Unauthenticated, "Unauthenticated");
         }
         // team-b's token, aimed at team-a (the body names team-a where it names a project).
-        let got = call(&sandbox, bearer(TEAM_B_TOKEN)?, rpc).await?;
+        let got = call(&api, bearer(TEAM_B_TOKEN)?, rpc).await?;
         match rule {
             Rule::Cluster | Rule::Project => check("team-b", got, &|c| c == Code::PermissionDenied, "PermissionDenied"),
             Rule::Agent => check("team-b", got, &|c| c == Code::Unauthenticated, "Unauthenticated"),
@@ -223,9 +268,19 @@ async fn every_rpc_in_the_descriptor_set_has_an_expectation_and_meets_it() -> an
             }
             Rule::PeerOnly => {}
         }
+        // Another node's certificate cannot act for node-1 (renewing only ever renews
+        // the caller's own certificate).
+        if rule == Rule::Agent {
+            let got = call(&as_other, Authorization::none(), rpc).await?;
+            if rpc.path.ends_with("/RenewCertificate") {
+                check("node-2", got, &|c| !matches!(c, Code::Unauthenticated | Code::PermissionDenied), "served");
+            } else {
+                check("node-2", got, &|c| c == Code::PermissionDenied, "PermissionDenied");
+            }
+        }
         // team-a's own token passes the project check of its own project's methods.
         if rule == Rule::Project {
-            let got = call(&sandbox, bearer(TEAM_A_TOKEN)?, rpc).await?;
+            let got = call(&api, bearer(TEAM_A_TOKEN)?, rpc).await?;
             check("team-a", got, &|c| !matches!(c, Code::Unauthenticated | Code::PermissionDenied), "served");
         }
     }
