@@ -47,6 +47,12 @@ struct Peer {
     stream: Mutex<Option<mpsc::Sender<StepRequest>>>,
 }
 
+/// How often an idle peer connection is pinged; twice this without an answer and the
+/// connection (and its streams) is dropped and the peer reported unreachable.
+const PEER_KEEPALIVE: Duration = Duration::from_secs(5);
+/// A `Rejoin` is a small unary call: bounded on its own now that the channel is not.
+const REJOIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Transport {
     /// `peers` excludes this replica. Connections are lazy: a peer that is down costs
     /// nothing until something is sent to it. Must be called inside the runtime.
@@ -59,13 +65,17 @@ impl Transport {
     ) -> Result<Transport, tonic::transport::Error> {
         let mut map = HashMap::new();
         for (id, url) in peers {
+            // No request timeout on the channel: it would also bound the long-lived
+            // StepStream (torn down every 30 s) and a snapshot transfer (capping its
+            // size). A dead or silent peer is found by HTTP/2 keep-alive instead.
             let mut endpoint = Endpoint::from_shared(url.clone())?
                 .connect_timeout(Duration::from_millis(500))
-                .timeout(Duration::from_secs(30))
                 .tcp_nodelay(true)
                 .initial_stream_window_size(PEER_STREAM_WINDOW)
                 .initial_connection_window_size(PEER_CONNECTION_WINDOW)
-                .http2_keep_alive_interval(Duration::from_secs(5));
+                .http2_keep_alive_interval(PEER_KEEPALIVE)
+                .keep_alive_timeout(PEER_KEEPALIVE * 2)
+                .keep_alive_while_idle(true);
             if let Some(tls) = &tls {
                 endpoint = endpoint.tls_config(tls.clone())?;
             }
@@ -139,7 +149,7 @@ impl Transport {
         let events = self.events.clone();
         self.runtime.spawn(async move {
             if let Err(status) = client.step_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
-                tracing::debug!(peer, error = %status.message(), "raft stream failed");
+                tracing::info!(peer, error = %status.message(), "raft stream failed");
                 let _ = events.send(Event::Unreachable(peer));
             }
         });
@@ -153,7 +163,9 @@ impl Transport {
             .get(&leader)
             .map(|p| p.client.clone())
             .ok_or_else(|| tonic::Status::unavailable(format!("leader {leader} is not a known peer")))?;
-        client.rejoin(RejoinRequest { id: me }).await?;
+        let mut request = tonic::Request::new(RejoinRequest { id: me });
+        request.set_timeout(REJOIN_TIMEOUT);
+        client.rejoin(request).await?;
         Ok(())
     }
 }
