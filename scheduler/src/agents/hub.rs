@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gantry_proto::v1::{LogCancel, LogChunk, LogRequest, NodeHealth, NodeMetrics, SchedulerMessage, scheduler_message};
 use tokio::sync::mpsc;
@@ -20,7 +20,10 @@ pub type SessionSender = mpsc::Sender<Result<SchedulerMessage, Status>>;
 struct Session {
     id: u64,
     tx: SessionSender,
+    /// Wall clock, for display (`node get`).
     last_heartbeat_ms: u64,
+    /// Monotonic, for liveness: a wall-clock jump must not make every node look silent.
+    last_heard: Instant,
     metrics: Option<NodeMetrics>,
 }
 
@@ -52,7 +55,8 @@ impl AgentHub {
         inner.next_id += 1;
         let id = inner.next_id;
         let metrics = inner.sessions.remove(node_id).and_then(|s| s.metrics);
-        inner.sessions.insert(node_id.to_string(), Session { id, tx, last_heartbeat_ms: now_ms, metrics });
+        let session = Session { id, tx, last_heartbeat_ms: now_ms, last_heard: Instant::now(), metrics };
+        inner.sessions.insert(node_id.to_string(), session);
         id
     }
 
@@ -80,15 +84,21 @@ impl AgentHub {
     pub fn heartbeat(&self, node_id: &str, metrics: Option<NodeMetrics>, now_ms: u64) {
         if let Some(s) = self.lock().sessions.get_mut(node_id) {
             s.last_heartbeat_ms = now_ms;
+            s.last_heard = Instant::now();
             if metrics.is_some() {
                 s.metrics = metrics;
             }
         }
     }
 
-    /// When this replica last heard from the node, if it has a session.
+    /// When this replica last heard from the node (wall clock), if it has a session.
     pub fn last_seen_ms(&self, node_id: &str) -> Option<u64> {
         self.lock().sessions.get(node_id).map(|s| s.last_heartbeat_ms)
+    }
+
+    /// How long the node has been silent as of `now` (monotonic), if it has a session.
+    pub fn silent_for(&self, node_id: &str, now: Instant) -> Option<Duration> {
+        self.lock().sessions.get(node_id).map(|s| now.saturating_duration_since(s.last_heard))
     }
 
     pub fn health(&self, node_id: &str) -> NodeHealth {

@@ -3,10 +3,12 @@
 //!
 //! Heartbeats stay out of the raft log (each replica keeps them in memory, in the
 //! [`AgentHub`]); only the status change is replicated, as in Nomad. A new leader has
-//! heard nothing yet, so it counts silence from the moment it took over.
+//! heard nothing yet, so it counts silence from the moment it took over. Silence is
+//! measured on the monotonic clock: a wall-clock jump (NTP step, a VM resumed) must not
+//! declare every node lost at once.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gantry_domain::NodeStatus;
 use tokio_util::sync::CancellationToken;
@@ -19,35 +21,34 @@ use crate::state::{Command, CommandV1, State};
 /// How often the leader checks.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 
-/// Pure: the READY nodes to declare DOWN. `last_seen` holds what this replica heard;
-/// `since_ms` is when it started listening (took the lead).
+/// Pure: the READY nodes to declare DOWN. `silence` holds how long each node with a
+/// session has been silent; `leading_for` how long this replica has been listening
+/// (leading). Both are monotonic durations; `now_ms` only dates the command.
 pub fn nodes_to_mark_down(
     state: &State,
-    last_seen: &BTreeMap<String, u64>,
-    since_ms: u64,
+    silence: &BTreeMap<String, Duration>,
+    leading_for: Duration,
     now_ms: u64,
     down_after: Duration,
 ) -> Vec<CommandV1> {
-    let limit = down_after.as_millis() as u64;
     state
         .nodes
         .values()
         .filter(|n| n.status == NodeStatus::Ready)
         .filter_map(|n| {
-            let heard = last_seen.get(&n.id).copied().unwrap_or(0).max(since_ms);
-            let silent = now_ms.saturating_sub(heard);
-            (silent > limit).then(|| CommandV1::SetNodeStatus {
+            let silent = silence.get(&n.id).copied().unwrap_or(leading_for).min(leading_for);
+            (silent > down_after).then(|| CommandV1::SetNodeStatus {
                 node_id: n.id.clone(),
                 status: NodeStatus::Down,
                 now_ms,
-                reason: format!("node {} lost: no heartbeat from its agent for {}s", n.id, silent / 1000),
+                reason: format!("node {} lost: no heartbeat from its agent for {}s", n.id, silent.as_secs()),
             })
         })
         .collect()
 }
 
 pub async fn run(raft: RaftHandle, hub: AgentHub, down_after: Duration, cancel: CancellationToken) {
-    let mut leader_since: Option<u64> = None;
+    let mut leader_since: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -57,11 +58,12 @@ pub async fn run(raft: RaftHandle, hub: AgentHub, down_after: Duration, cancel: 
             leader_since = None;
             continue;
         }
-        let since = *leader_since.get_or_insert_with(now_ms);
+        let now = Instant::now();
+        let leading_for = now.saturating_duration_since(*leader_since.get_or_insert(now));
         let commands = {
             let state = raft.state();
-            let seen = state.nodes.keys().filter_map(|id| Some((id.clone(), hub.last_seen_ms(id)?))).collect();
-            nodes_to_mark_down(&state, &seen, since, now_ms(), down_after)
+            let silence = state.nodes.keys().filter_map(|id| Some((id.clone(), hub.silent_for(id, now)?))).collect();
+            nodes_to_mark_down(&state, &silence, leading_for, now_ms(), down_after)
         };
         for c in commands {
             tracing::warn!(?c, "declaring node down");
@@ -102,22 +104,38 @@ mod tests {
             .collect()
     }
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
     fn silent_nodes_go_down_after_the_timeout() {
         let s = two_nodes();
-        let seen = BTreeMap::from([("a".to_string(), 10_000), ("b".to_string(), 1_000)]);
         let t = Duration::from_secs(5);
-        assert!(down(&nodes_to_mark_down(&s, &seen, 0, 6_000, t)).is_empty());
-        assert_eq!(down(&nodes_to_mark_down(&s, &seen, 0, 6_001, t)), ["b"]);
-        assert_eq!(down(&nodes_to_mark_down(&s, &seen, 0, 15_001, t)), ["a", "b"]);
+        let lead = Duration::from_secs(3600);
+        let silence = |a, b| BTreeMap::from([("a".to_string(), ms(a)), ("b".to_string(), ms(b))]);
+        assert!(down(&nodes_to_mark_down(&s, &silence(0, 5_000), lead, 0, t)).is_empty());
+        assert_eq!(down(&nodes_to_mark_down(&s, &silence(0, 5_001), lead, 0, t)), ["b"]);
+        assert_eq!(down(&nodes_to_mark_down(&s, &silence(5_001, 14_001), lead, 0, t)), ["a", "b"]);
     }
 
     #[test]
     fn a_new_leader_waits_a_full_timeout_before_judging() {
         let s = two_nodes();
         let t = Duration::from_secs(5);
-        assert!(down(&nodes_to_mark_down(&s, &BTreeMap::new(), 100_000, 104_000, t)).is_empty());
-        assert_eq!(down(&nodes_to_mark_down(&s, &BTreeMap::new(), 100_000, 105_001, t)), ["a", "b"]);
+        let long_ago = BTreeMap::from([("a".to_string(), Duration::from_secs(600))]);
+        assert!(down(&nodes_to_mark_down(&s, &long_ago, ms(4_000), 0, t)).is_empty());
+        assert_eq!(down(&nodes_to_mark_down(&s, &long_ago, ms(5_001), 0, t)), ["a", "b"]);
+    }
+
+    #[test]
+    fn regression_a_wall_clock_jump_declares_no_node_lost() {
+        // Heartbeats arrived a second ago on the monotonic clock; the wall clock has just
+        // jumped a day ahead (`now_ms`). Only the monotonic silence counts.
+        let s = two_nodes();
+        let silence = BTreeMap::from([("a".to_string(), ms(1_000)), ("b".to_string(), ms(1_000))]);
+        let jumped = 86_400_000 + 10_000;
+        assert!(down(&nodes_to_mark_down(&s, &silence, Duration::from_secs(3600), jumped, ms(5_000))).is_empty());
     }
 
     #[test]
@@ -130,6 +148,6 @@ mod tests {
             reason: String::new(),
         };
         apply(&mut s, 3, c.into()).unwrap();
-        assert_eq!(down(&nodes_to_mark_down(&s, &BTreeMap::new(), 0, 60_000, Duration::from_secs(5))), ["b"]);
+        assert_eq!(down(&nodes_to_mark_down(&s, &BTreeMap::new(), ms(60_000), 0, Duration::from_secs(5))), ["b"]);
     }
 }
