@@ -69,6 +69,12 @@ pub fn plan(
             Some(w) if a.stop && !w.stopping => actions.push(Action::Stop(key.clone())),
             Some(_) => {}
             None if done.contains(key) => {}
+            // Its end is recorded: a leftover container goes, nothing starts again.
+            None if a.finished => {
+                if let Some(c) = by_key.get(key) {
+                    actions.push(Action::RemoveOrphan((*c).clone()));
+                }
+            }
             None => actions
                 .push(Action::Start { assignment: (*a).clone(), existing: by_key.get(key).map(|c| (*c).clone()) }),
         }
@@ -116,6 +122,18 @@ mod tests {
         assert_eq!(plan.len(), 2);
         assert!(matches!(&plan[0], Action::Start { existing: None, assignment } if assignment.workload_id == "w1"));
         assert!(matches!(&plan[1], Action::Start { existing: Some(c), .. } if c.name == "c-w2-1"));
+    }
+
+    #[test]
+    fn regression_a_finished_rank_is_not_started_again_after_a_restart() {
+        // A restarted agent (no workers, nothing done in memory) still assigned rank 0 of
+        // a gang whose other ranks run elsewhere; rank 0 has SUCCEEDED.
+        let finished = WorkAssignment { finished: true, ..a("w1", 0, false) };
+        assert!(plan(std::slice::from_ref(&finished), &BTreeMap::new(), &BTreeSet::new(), &[]).is_empty());
+        // Its container was left over (the agent died before removing it): removed once.
+        let leftover = container("w1", 0);
+        let actions = plan(&[finished], &BTreeMap::new(), &BTreeSet::new(), std::slice::from_ref(&leftover));
+        assert_eq!(actions, [Action::RemoveOrphan(leftover)]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
                 stop: training.status == TrainingStatus::StopInProgress,
                 grants: Some(convert::storage_grants_to_wire(&state.grants(project))),
                 rank_node_ids: rank_node_ids.clone(),
+                finished: w.phases.get(rank).is_some_and(|p| p.is_final()),
             });
         }
     }
@@ -127,5 +128,23 @@ mod tests {
         }
         assert!(node_assignments(&state, "a").is_empty());
         assert_eq!(state.training("p", "t").unwrap().status, TrainingStatus::Stopped);
+    }
+
+    #[test]
+    fn a_rank_whose_end_is_recorded_is_marked_finished() {
+        let mut state = state_with_training();
+        assert!(!node_assignments(&state, "b")[0].finished);
+        // Rank 0 (on b) succeeds while rank 1 (on a) still runs: b is still assigned it.
+        let report = CommandV1::ReportContainer {
+            node_id: "b".into(),
+            workload_id: "w1".into(),
+            rank: 0,
+            phase: crate::state::ContainerPhase::Succeeded,
+            reason: String::new(),
+            now_ms: 5,
+        };
+        apply(&mut state, 100, report.into()).unwrap();
+        assert!(node_assignments(&state, "b")[0].finished);
+        assert!(!node_assignments(&state, "a")[0].finished);
     }
 }
