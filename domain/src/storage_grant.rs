@@ -16,31 +16,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::storage_path::StoragePath;
 
-/// Host directories no grant may cover (nor any of their ancestors, such as `/`): the
-/// host's configuration, kernel interfaces, devices, boot files, root's home and the
-/// runtime directory that holds the Docker socket. Agents refuse them again on the host,
-/// with their own state directory and the Docker socket's directory added.
-pub const SYSTEM_ROOTS: [&str; 9] =
-    ["/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/run", "/var/run", "/var/lib/docker"];
+/// Host directories refused with everything beneath them (and every ancestor, such as
+/// `/`): the host's configuration, kernel interfaces, devices, boot files, the runtime
+/// directory that holds the Docker socket and the engine's own data. Grants may not
+/// name them, and agents refuse them again on the host, with their own state directory
+/// and the Docker socket's directory added.
+pub const SYSTEM_TREES: [&str; 8] = ["/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run", "/var/lib/docker"];
 
-/// Whether a `file://` path is, contains or lies beneath one of [`SYSTEM_ROOTS`].
-/// `/root` itself and its top level are refused, but a directory an operator made
-/// deeper under it (`/root/.local/share/gantry/storage`) is not: single-user machines
-/// keep Gantry's state in root's home.
+/// Host directories refused themselves (and their ancestors) but not what lies beneath:
+/// single-user machines keep Gantry's state in root's home.
+pub const SYSTEM_EXACT: [&str; 2] = ["/", "/root"];
+
+/// Whether a `file://` path may not be granted: it is, contains or lies beneath one of
+/// [`SYSTEM_TREES`], it is or contains one of [`SYSTEM_EXACT`], or it is a hidden entry
+/// at the top of root's home (`/root/.ssh`). A directory an operator made deeper under
+/// `/root` (`/root/.local/share/gantry/storage`) may be granted.
 pub fn is_system_path(path: &str) -> bool {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-    SYSTEM_ROOTS.iter().any(|root| {
-        let root: Vec<&str> = root.split('/').filter(|s| !s.is_empty()).collect();
-        if root.starts_with(&segments) {
-            // `path` is the system root or one of its ancestors (`/`, `/var`).
-            return true;
-        }
-        if !segments.starts_with(&root) {
-            return false;
-        }
-        // Beneath `/root`, only the top level (`/root/.ssh`, `/root/x`) is refused.
-        root != ["root"] || segments.len() <= 2 && segments.get(1).is_none_or(|s| s.starts_with('.'))
-    })
+    let split = |p: &str| p.split('/').filter(|s| !s.is_empty() && *s != ".").map(str::to_owned).collect::<Vec<_>>();
+    let segments = split(path);
+    let tree = SYSTEM_TREES.iter().map(|t| split(t)).any(|t| t.starts_with(&segments) || segments.starts_with(&t));
+    let exact = SYSTEM_EXACT.iter().map(|e| split(e)).any(|e| e.starts_with(&segments));
+    let root_dotfile = matches!(&segments[..], [root, entry] if root == "root" && entry.starts_with('.'));
+    tree || exact || root_dotfile
 }
 
 /// What a workload does with a path.
@@ -123,8 +120,9 @@ impl StorageGrants {
                         return Err(crate::ValidationError::new(
                             field,
                             format!(
-                                "{root} is or contains a system directory ({}) and cannot be granted",
-                                SYSTEM_ROOTS.join(", ")
+                                "{root} is or contains a system directory ({}, {}) and cannot be granted",
+                                SYSTEM_TREES.join(", "),
+                                SYSTEM_EXACT.join(", ")
                             ),
                         ));
                     }

@@ -48,7 +48,7 @@ mod tests {
     use gantry_domain::{Assignment, Gpu, NodeInventory, Placement};
 
     use super::*;
-    use crate::state::tests::{cpu_catalog, spec};
+    use crate::state::tests::cpu_catalog;
     use crate::state::{CommandV1, apply};
 
     fn state_with_training() -> State {
@@ -74,17 +74,7 @@ mod tests {
                 },
             );
         }
-        run(
-            &mut state,
-            CommandV1::CreateTraining {
-                project: "p".into(),
-                id: "w1".into(),
-                experiment_id: "e1".into(),
-                request_id: String::new(),
-                spec: spec("t", "e", "it0", "cpu", 2),
-                now_ms: 2,
-            },
-        );
+        run(&mut state, crate::state::tests::create_t("w1", 2));
         let placement = Placement {
             assignments: vec![
                 Assignment { node_id: "b".into(), gpu_uuids: vec![] },

@@ -25,28 +25,16 @@ pub fn check_container_owner(state: &State, node_id: &str, workload_id: &str, ra
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use gantry_domain::{Assignment, NodeInventory, Placement};
 
     use super::*;
-    use crate::state::tests::{cpu_catalog, spec};
+    use crate::state::tests::cpu_catalog;
     use crate::state::{CommandV1, apply};
-
-    /// The test catalog with project `p` granted the paths of `spec` (trainings are
-    /// checked against the project's storage grants on apply).
-    pub(crate) fn granted_catalog() -> State {
-        let mut state = cpu_catalog();
-        let file = |p: &str| gantry_domain::StoragePath::File { path: p.into() };
-        let grants = gantry_domain::StorageGrants { read: vec![file("/a")], write: vec![file("/o")] };
-        let index = state.applied_index + 1;
-        apply(&mut state, index, CommandV1::SetStorageGrants { project: "p".into(), grants }.into())
-            .expect("apply in test");
-        state
-    }
 
     #[test]
     fn only_the_node_a_rank_is_placed_on_owns_it() {
-        let mut state = granted_catalog();
+        let mut state = cpu_catalog();
         for (i, n) in ["a", "b"].into_iter().enumerate() {
             let inventory = NodeInventory { cpu_millis: 8000, memory_mib: 8192, disk_mib: 0, gpus: vec![] };
             let join = CommandV1::JoinNode {
@@ -58,14 +46,7 @@ pub(crate) mod tests {
             };
             apply(&mut state, 10 + i as u64, join.into()).expect("apply in test");
         }
-        let create = CommandV1::CreateTraining {
-            project: "p".into(),
-            id: "w1".into(),
-            experiment_id: "e1".into(),
-            request_id: String::new(),
-            spec: spec("t", "e", "it0", "cpu", 2),
-            now_ms: 2,
-        };
+        let create = crate::state::tests::create_t("w1", 2);
         apply(&mut state, 12, create.into()).expect("apply in test");
         let denied = |r: Result<(), Rejected>| matches!(r, Err(Rejected::PermissionDenied { .. }));
         assert!(denied(check_container_owner(&state, "a", "w1", 0)), "unplaced: nobody owns it");

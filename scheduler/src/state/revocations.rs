@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn revoking_ends_the_trainings_on_the_node_and_unknown_nodes_are_not_found() {
-        let mut state = crate::state::ownership::tests::granted_catalog();
+        let mut state = crate::state::tests::cpu_catalog();
         let err = apply(
             &mut state,
             10,
@@ -260,14 +260,7 @@ mod tests {
         let err = apply(&mut state, 13, CommandV1::AdmitNode { node_id: "a".into() }.into()).expect_err("a rejection");
         assert!(matches!(err, Rejected::FailedPrecondition { .. }), "only a revoked node is admitted");
 
-        let create = CommandV1::CreateTraining {
-            project: "p".into(),
-            id: "w1".into(),
-            experiment_id: "e1".into(),
-            request_id: String::new(),
-            spec: crate::state::tests::spec("t", "e", "it0", "cpu", 1),
-            now_ms: 2,
-        };
+        let create = crate::state::tests::create_t("w1", 1);
         apply(&mut state, 14, create.into()).expect("apply in test");
         let placement = gantry_domain::Placement {
             assignments: vec![gantry_domain::Assignment { node_id: "a".into(), gpu_uuids: vec![] }],

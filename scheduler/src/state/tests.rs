@@ -31,6 +31,19 @@ pub(crate) fn spec(name: &str, experiment: &str, instance_type: &str, image: &st
     }
 }
 
+/// Creates training `t` (experiment `e`, created inline) of `count` containers in
+/// project `p`, as workload `id`.
+pub(crate) fn create_t(id: &str, count: u32) -> CommandV1 {
+    CommandV1::CreateTraining {
+        project: "p".into(),
+        id: id.into(),
+        experiment_id: "e1".into(),
+        request_id: String::new(),
+        spec: spec("t", "e", "it0", "cpu", count),
+        now_ms: 1,
+    }
+}
+
 /// A random but meaningful command: names come from small pools so creates collide,
 /// deletes hit existing records and placements sometimes fit.
 fn command() -> impl Strategy<Value = CommandV1> {
@@ -252,20 +265,7 @@ fn create_is_idempotent_per_request_id_and_rejects_other_duplicates() {
 #[test]
 fn an_experiment_with_trainings_cannot_be_deleted() {
     let mut state = cpu_catalog();
-    apply(
-        &mut state,
-        3,
-        CommandV1::CreateTraining {
-            project: "p".into(),
-            id: "t1".into(),
-            experiment_id: "e1".into(),
-            request_id: String::new(),
-            spec: spec("t", "e", "it0", "cpu", 1),
-            now_ms: 1,
-        }
-        .into(),
-    )
-    .unwrap();
+    apply(&mut state, 3, create_t("t1", 1).into()).unwrap();
     let err =
         apply(&mut state, 4, CommandV1::DeleteExperiment { project: "p".into(), name: "e".into() }.into()).unwrap_err();
     assert!(matches!(err, super::Rejected::FailedPrecondition { .. }));
@@ -287,14 +287,7 @@ fn a_create_outside_the_grants_is_rejected_at_apply_and_changes_nothing() {
     apply(&mut state, 3, CommandV1::SetStorageGrants { project: "p".into(), grants: StorageGrants::default() }.into())
         .unwrap();
     let before = state.clone();
-    let create = CommandV1::CreateTraining {
-        project: "p".into(),
-        id: "t1".into(),
-        experiment_id: "e1".into(),
-        request_id: String::new(),
-        spec: spec("t", "e", "it0", "cpu", 1),
-        now_ms: 1,
-    };
+    let create = create_t("t1", 1);
     let err = apply(&mut state, 4, create.into()).unwrap_err();
     assert!(
         matches!(&err, super::Rejected::PermissionDenied { reason } if reason.starts_with("spec.algorithm_path: ")),
@@ -338,14 +331,7 @@ fn regression_a_gpu_uuid_another_node_reports_is_rejected() {
 fn regression_a_report_for_a_workload_restored_without_phases_does_not_panic() {
     let mut state = cpu_catalog();
     apply(&mut state, 3, node("a", &[]).into()).unwrap();
-    let create = CommandV1::CreateTraining {
-        project: "p".into(),
-        id: "w1".into(),
-        experiment_id: "e1".into(),
-        request_id: String::new(),
-        spec: spec("t", "e", "it0", "cpu", 2),
-        now_ms: 1,
-    };
+    let create = create_t("w1", 2);
     apply(&mut state, 4, create.into()).unwrap();
     let a = || Assignment { node_id: "a".into(), gpu_uuids: vec![] };
     let placement = Placement { assignments: vec![a(), a()] };

@@ -44,8 +44,8 @@ pub struct DenyList {
     entries: Vec<Entry>,
 }
 
-const TREES: [&str; 8] = ["/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run", "/var/lib/docker"];
-const EXACT: [&str; 2] = ["/", "/root"];
+// The same system directories the scheduler refuses to grant.
+use gantry_domain::storage_grant::{SYSTEM_EXACT as EXACT, SYSTEM_TREES as TREES};
 
 impl DenyList {
     /// The fixed entries plus this agent's own: its state directory, the Docker socket's
