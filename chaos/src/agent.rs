@@ -34,12 +34,15 @@ pub struct AgentOptions {
     pub heartbeat_interval: Duration,
     /// Extra environment of the agent process (e.g. pip settings for offline wheels).
     pub env: Vec<(String, String)>,
+    /// Run the agent in this network namespace (a host of [`crate::hosts::HostNetwork`]).
+    pub netns: Option<String>,
 }
 
 pub struct AgentProcess {
     binary: PathBuf,
     config: PathBuf,
     env: Vec<(String, String)>,
+    netns: Option<String>,
     log: PathBuf,
     state_dir: PathBuf,
     child: Mutex<Option<Child>>,
@@ -76,6 +79,7 @@ impl AgentProcess {
             binary,
             config: config_path,
             env: opts.env.clone(),
+            netns: opts.netns.clone(),
             log: dir.path().join("agent.log"),
             state_dir,
             child: Mutex::new(None),
@@ -96,7 +100,14 @@ impl AgentProcess {
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log)?;
         writeln!(log, "===== chaos: starting agent, start {} =====", *starts)?;
         let stderr = log.try_clone()?;
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.arg("--config")
             .arg(&self.config)
             .env("GANTRY_LOG", "info,gantry_agent=debug")

@@ -19,13 +19,15 @@
 //! Lifecycle and faults are here; status, waits and logs in `cluster/observe.rs`.
 
 mod faults;
+mod network_faults;
 mod observe;
+mod setup;
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -38,7 +40,7 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::clients::{Authorization, Clients};
-use crate::replica_config::{self, ReplicaAddrs, SharedSettings};
+use crate::hosts::{FakeClock, HostNetwork, SmallDisk};
 
 /// Cluster-wide token (project `*`) every cluster is configured with; [`ProcessCluster::client`]
 /// presents it.
@@ -81,6 +83,18 @@ pub struct ClusterOptions {
     /// `127.0.0.1`. `None`: a development CA in `{base}/pki` issues one replica
     /// certificate per replica.
     pub replica_tls: Option<Vec<TlsFiles>>,
+    /// Run every replica on its own "host" (network namespace) of a private bridge, so
+    /// that [`ProcessCluster::partition`] can cut the network (needs root). `false`:
+    /// loopback ports in the test's namespace.
+    pub namespaces: bool,
+    /// With `namespaces`: extra hosts after the replicas' (for agents).
+    pub agent_hosts: usize,
+    /// Start every replica on a libfaketime clock that [`ProcessCluster::jump_clock`]
+    /// moves.
+    pub fake_clocks: bool,
+    /// Give every replica's data dir a loop-mounted ext4 of this many MiB, that
+    /// [`ProcessCluster::fill_disk`] fills (needs root).
+    pub small_disk_mib: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -95,6 +109,10 @@ impl Default for ClusterOptions {
             log_filter: "info".into(),
             seed: None,
             replica_tls: None,
+            namespaces: false,
+            agent_hosts: 0,
+            fake_clocks: false,
+            small_disk_mib: None,
         }
     }
 }
@@ -111,6 +129,7 @@ struct Replica {
     channel: Channel,
     /// The running incarnation, if any. std Mutex: never held across an await.
     process: Mutex<Process>,
+    clock: Mutex<Option<FakeClock>>,
 }
 
 #[derive(Default)]
@@ -121,6 +140,9 @@ struct Process {
 
 /// A running cluster of scheduler processes. See the module docs.
 pub struct ProcessCluster {
+    /// Unmounted in Drop, before the base dir is removed.
+    disks: Mutex<Vec<SmallDisk>>,
+    net: Option<HostNetwork>,
     dir: TempDir,
     /// Set on a failure path: with [`KEEP_DIR_ENV`], Drop keeps the base dir.
     failed: AtomicBool,
@@ -173,86 +195,6 @@ impl ProcessCluster {
                 Err(e.context(context))
             }
         }
-    }
-
-    fn prepare(dir: TempDir, binary: PathBuf, options: &ClusterOptions) -> anyhow::Result<ProcessCluster> {
-        let base = dir.path().to_path_buf();
-        let tls: Vec<TlsFiles> = match &options.replica_tls {
-            Some(files) => {
-                anyhow::ensure!(
-                    files.len() == options.replicas,
-                    "replica_tls has {} entries for {} replicas",
-                    files.len(),
-                    options.replicas
-                );
-                files.clone()
-            }
-            None => (1..=options.replicas as u64)
-                .map(|id| gantry_pki::ensure_dev_replica(&base.join("pki"), id, &[]))
-                .collect::<Result<_, _>>()
-                .context("cannot create the dev PKI")?,
-        };
-        // The API does not require client certificates: the admin client trusts the CA
-        // and presents a token, like gantryctl.
-        let client_tls = gantry_pki::client_tls_ca_only(&tls[0].ca_cert, "localhost")
-            .context("cannot build the client TLS config")?;
-
-        // Hold every listener until all ports are picked, so that no two coincide; the
-        // replicas bind them right after (a small race with other processes, accepted).
-        let mut listeners = Vec::new();
-        let mut addrs = Vec::new();
-        for i in 0..options.replicas {
-            let api = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let peer = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let id = i as u64 + 1;
-            addrs.push(ReplicaAddrs {
-                id,
-                data_dir: base.join(format!("replica-{id}")).join("data"),
-                api: api.local_addr()?,
-                peer: peer.local_addr()?,
-            });
-            listeners.push((api, peer));
-        }
-        drop(listeners);
-
-        let mut tokens = vec![("chaos-admin".to_string(), ADMIN_TOKEN.to_string(), "*".to_string())];
-        tokens.extend(options.tokens.iter().cloned());
-        let shared = SharedSettings {
-            join_token: JOIN_TOKEN,
-            tokens: &tokens,
-            tick: options.tick,
-            election_ticks: options.election_ticks,
-            heartbeat_ticks: options.heartbeat_ticks,
-            snapshot_every: options.snapshot_every,
-        };
-        let mut replicas = Vec::new();
-        for (i, a) in addrs.iter().enumerate() {
-            let rdir = base.join(format!("replica-{}", a.id));
-            std::fs::create_dir_all(&rdir)?;
-            let config = rdir.join("scheduler.toml");
-            std::fs::write(&config, replica_config::render(&addrs, i, &shared, &tls[i])?)
-                .with_context(|| format!("cannot write {}", config.display()))?;
-            replicas.push(Replica {
-                id: a.id,
-                api: a.api,
-                peer: a.peer,
-                tls: tls[i].clone(),
-                data_dir: a.data_dir.clone(),
-                log: rdir.join("scheduler.log"),
-                config,
-                dir: rdir,
-                channel: channel(a.api, &client_tls)?,
-                process: Mutex::new(Process::default()),
-            });
-        }
-        Ok(ProcessCluster {
-            dir,
-            failed: AtomicBool::new(false),
-            binary,
-            log_filter: options.log_filter.clone(),
-            seed: options.seed,
-            replicas,
-        })
     }
 
     /// Number of replicas.
@@ -360,7 +302,7 @@ impl ProcessCluster {
             .with_context(|| format!("cannot open {}", r.log.display()))?;
         writeln!(log, "===== chaos: starting replica {} (index {i}), incarnation {} =====", r.id, p.incarnation)?;
         let stderr = log.try_clone()?;
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = self.command(i);
         cmd.arg("--config")
             .arg(&r.config)
             .env("GANTRY_LOG", &self.log_filter)
@@ -481,6 +423,10 @@ impl Drop for ProcessCluster {
                 // After SIGKILL the exit is immediate; blocking here is brief.
                 let _ = child.wait();
             }
+        }
+        match self.disks.lock() {
+            Ok(mut d) => d.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
         }
         let keep = std::env::var_os(KEEP_DIR_ENV).is_some_and(|v| !v.is_empty());
         let failed = std::thread::panicking() || self.failed.load(Ordering::Relaxed);

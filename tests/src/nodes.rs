@@ -87,6 +87,7 @@ impl NodeKit {
             extra_toml: extra_toml.into(),
             heartbeat_interval: Duration::from_millis(500),
             env,
+            netns: None,
         })?;
         self.agents.push(agent);
         let i = self.agents.len() - 1;

@@ -426,6 +426,7 @@ async fn a_real_agent_keeps_its_name_and_an_impostor_with_the_join_token_is_refu
         extra_toml: String::new(),
         heartbeat_interval: Duration::from_millis(500),
         env: vec![("GANTRY_AGENT_ADDRESS".into(), "10.6.6.6".into())],
+        netns: None,
     })?;
     wait_for(Duration::from_secs(60), "the impostor agent to give up", || {
         let running = impostor.is_running();
