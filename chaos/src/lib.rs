@@ -40,6 +40,10 @@
 //! `check_*` functions in their own file beside [`checker`], each with unit tests that
 //! include a history that must fail.
 //!
+//! The nemesis suite ([`nemesis`]) builds on the same pieces with separate hosts
+//! ([`hosts`]: a network namespace per replica and agent, fake clocks, small disks), a
+//! richer journal and the linearizability checker [`lin`]; see the crate's README.
+//!
 //! Requirements: the scheduler binary must be built (`cargo build --bins`, or point
 //! `GANTRY_SCHEDULER_BIN` at it). Set `GANTRY_KEEP_CHAOS_DIR=1` to keep the base dir (configs,
 //! data, logs) of a failed run; the seed is printed on stderr to replay it.

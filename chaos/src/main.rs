@@ -57,7 +57,12 @@ async fn main() -> anyhow::Result<()> {
             let records = record::read_jsonl(&history)?;
             let mut findings = check::Findings::default();
             check::check_linearizable(&records, &mut findings);
-            println!("{} operations, {} keys checked, {} inconclusive", records.len(), findings.keys_checked, findings.inconclusive);
+            println!(
+                "{} operations, {} keys checked, {} inconclusive",
+                records.len(),
+                findings.keys_checked,
+                findings.inconclusive
+            );
             for a in &findings.anomalies {
                 println!("ANOMALY {a}");
             }
@@ -79,7 +84,10 @@ async fn soak(seeds: u64, seed: Option<u64>, minutes: f64, faults: Vec<String>, 
     anyhow::ensure!(minutes > 0.0, "--minutes must be positive");
     let first = seed.unwrap_or_else(rand::random::<u64>);
     let (mut anomalies, mut lost, mut duplicated, mut double_booked, mut failed_runs, mut ops) = (0, 0, 0, 0, 0, 0);
-    println!("{:>22} {:>8} {:>7} {:>9} {:>5} {:>5} {:>6}  history", "seed", "minutes", "ops", "anomalies", "lost", "dup", "booked");
+    println!(
+        "{:>22} {:>8} {:>7} {:>9} {:>5} {:>5} {:>6}  history",
+        "seed", "minutes", "ops", "anomalies", "lost", "dup", "booked"
+    );
     for k in 0..seeds {
         let seed = first.wrapping_add(k);
         let mut options = NemesisOptions::new(seed, Duration::from_secs_f64(minutes * 60.0));

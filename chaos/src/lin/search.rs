@@ -77,14 +77,15 @@ impl Events {
         let (head, tail) = (n, n + 1);
         let mut next = vec![0; n + 2];
         let mut prev = vec![0; n + 2];
-        let mut last = head;
-        for node in 0..n {
-            next[last] = node;
-            prev[node] = last;
-            last = node;
+        // Node k sits between k - 1 (or head) and k + 1 (or tail).
+        for (k, p) in prev.iter_mut().enumerate().take(n) {
+            *p = if k == 0 { head } else { k - 1 };
         }
-        next[last] = tail;
-        prev[tail] = last;
+        for (k, x) in next.iter_mut().enumerate().take(n) {
+            *x = if k + 1 == n { tail } else { k + 1 };
+        }
+        next[head] = if n == 0 { tail } else { 0 };
+        prev[tail] = if n == 0 { head } else { n - 1 };
         Events { events, next, prev, head }
     }
 
