@@ -245,7 +245,7 @@ async fn unhealthy_gpus_are_shown_with_their_xids_and_never_get_work() -> anyhow
         kit.create(spec).await?;
         if name == "gpu-first" {
             let t = kit.wait_status(name, "RUNNING", RUN).await?;
-            assert_eq!(t.assignments[0].gpu_uuids, [good.clone()]);
+            assert_eq!(t.assignments[0].gpu_uuids, std::slice::from_ref(&good));
         }
     }
     let pending = wait_for(RUN, "the second training explained as pending", || async {
@@ -259,6 +259,6 @@ async fn unhealthy_gpus_are_shown_with_their_xids_and_never_get_work() -> anyhow
     kit.wait_status("gpu-first", "COMPLETE", RUN).await?;
     // Its GPU is free again: the second one runs on it, never on a sick one.
     let t = kit.wait_status("gpu-second", "COMPLETE", RUN).await?;
-    assert_eq!(t.assignments[0].gpu_uuids, [good.clone()]);
+    assert_eq!(t.assignments[0].gpu_uuids, std::slice::from_ref(&good));
     kit.finish().await
 }
