@@ -1,5 +1,7 @@
 //! Nodes: the servers agents run on, as the scheduler knows them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::resources::Resources;
@@ -56,6 +58,17 @@ pub struct Node {
     pub status: NodeStatus,
     pub registered_at_ms: u64,
     pub status_changed_at_ms: u64,
+    /// GPUs its agent reported unhealthy, by UUID: placement skips them. Changed only
+    /// when the agent's report changes (a raft entry each time, not per heartbeat).
+    #[serde(default)]
+    pub unhealthy_gpus: BTreeMap<String, GpuFault>,
+}
+
+/// Why a GPU must not get work, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuFault {
+    pub reason: String,
+    pub since_ms: u64,
 }
 
 impl Node {

@@ -28,6 +28,22 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub agent: EmbeddedAgentConfig,
     pub storage: StorageConfig,
+    pub gangs: GangConfig,
+}
+
+/// Gangs whose ranks run on several nodes share the hosts' network.
+///
+/// ```toml
+/// [gangs]
+/// rendezvous_ports = { first = 29500, last = 29999 }
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GangConfig {
+    /// Where each such gang gets its block of ports (its size plus one: rank 0's
+    /// rendezvous and one worker port per rank), free on every node it runs on. Keep it
+    /// clear of the nodes' other services; the firewall between nodes must let it pass.
+    pub rendezvous_ports: gantry_domain::PortRange,
 }
 
 /// Storage the operator grants to projects. Seeded into the replicated state by the
@@ -404,6 +420,7 @@ impl Config {
             }
             g.parse(i)?;
         }
+        self.gangs.rendezvous_ports.validate("gangs.rendezvous_ports").map_err(|e| invalid(&e.field, e.rule))?;
         Ok(())
     }
 }
@@ -411,6 +428,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rendezvous_ports_are_configurable_and_checked() {
+        let c: Config = toml::from_str("[gangs]\nrendezvous_ports = { first = 40000, last = 40099 }\n").unwrap();
+        assert_eq!(c.gangs.rendezvous_ports, gantry_domain::PortRange { first: 40000, last: 40099 });
+        c.validate().unwrap();
+        let low: Config = toml::from_str("[gangs]\nrendezvous_ports = { first = 80, last = 90 }\n").unwrap();
+        let err = low.validate().unwrap_err().to_string();
+        assert!(err.contains("gangs.rendezvous_ports.first"), "{err}");
+    }
 
     #[test]
     fn defaults_are_valid_and_unknown_keys_are_rejected() {

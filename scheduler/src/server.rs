@@ -121,8 +121,12 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     let peer_server = tokio::spawn(
         peer_router.serve_with_incoming_shutdown(incoming(peer_listener), cancel.clone().cancelled_owned()),
     );
-    let placement =
-        tokio::spawn(controller::placement::run(handle.clone(), config.controllers.placement_interval, cancel.clone()));
+    let placement = tokio::spawn(controller::placement::run(
+        handle.clone(),
+        config.controllers.placement_interval,
+        config.gangs.rendezvous_ports,
+        cancel.clone(),
+    ));
     let liveness = tokio::spawn(controller::liveness::run(
         handle.clone(),
         hub,

@@ -24,8 +24,8 @@ use anyhow::Context as _;
 use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
 use gantry_proto::v1::{self as pb, GetClusterStatusRequest, ListImagesRequest, ListInstanceTypesRequest, ReadOptions};
 use gantry_scheduler::config::{
-    AuthConfig, CatalogConfig, Config, ControllerConfig, GrantConfig, MetricsConfig, RaftConfig, ReplicaConfig,
-    StorageConfig, TlsConfig, TokenConfig,
+    AuthConfig, CatalogConfig, Config, ControllerConfig, GangConfig, GrantConfig, MetricsConfig, RaftConfig,
+    ReplicaConfig, StorageConfig, TlsConfig, TokenConfig,
 };
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -73,6 +73,8 @@ pub struct SandboxOptions {
     /// Storage grants seeded at start. By default each team may read `file:///srv` and
     /// write `file:///srv/output` (the paths of [`cpu_training`]).
     pub grants: Vec<GrantConfig>,
+    /// Where gangs on several nodes get their ports.
+    pub rendezvous_ports: gantry_domain::PortRange,
 }
 
 impl Default for SandboxOptions {
@@ -86,6 +88,7 @@ impl Default for SandboxOptions {
             node_down_after: Duration::from_secs(30),
             metrics: false,
             grants: vec![srv(TEAM_A), srv(TEAM_B)],
+            rendezvous_ports: gantry_domain::PortRange::default(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl Sandbox {
             // No fixed ports: sandboxes run in parallel.
             metrics: MetricsConfig { listen: metrics_addr },
             storage: StorageConfig { grants: opts.grants.clone() },
+            gangs: GangConfig { rendezvous_ports: opts.rendezvous_ports },
             // A single replica (no peers); anything newer at its default.
             ..Config::default()
         };

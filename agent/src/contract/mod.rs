@@ -81,6 +81,8 @@ pub struct ContractInput<'a> {
     /// Hostnames of all containers of the gang by rank (`instance_count` of them);
     /// rank 0's is the master's address.
     pub hostnames: &'a [String],
+    /// Where the gang's ranks listen (see [`network::training_network`]).
+    pub ports: &'a distributed::RendezvousPorts,
     pub dirs: &'a HostDirs,
     pub region: &'a str,
     pub appkey: &'a str,
@@ -128,7 +130,7 @@ pub fn python_argv(spec: &TrainingSpec) -> Vec<String> {
 
 /// Argv, environment and mounts of container `input.rank` of a training.
 pub fn training_launch(input: ContractInput<'_>) -> Result<TrainingLaunch, ContractError> {
-    let ContractInput { spec, rank, hostnames, dirs, region, appkey } = input;
+    let ContractInput { spec, rank, hostnames, ports, dirs, region, appkey } = input;
     if rank >= spec.instance_count {
         return Err(ContractError::RankOutOfRange { rank, instance_count: spec.instance_count });
     }
@@ -192,7 +194,7 @@ pub fn training_launch(input: ContractInput<'_>) -> Result<TrainingLaunch, Contr
     env.push(("EM_HPS".into(), serde_json::Value::Object(hps).to_string()));
 
     if spec.instance_count > 1 {
-        env.extend(distributed::distributed_env(rank, hostnames));
+        env.extend(distributed::distributed_env(rank, hostnames, ports));
     }
     if spec.use_torchrun {
         env.push((launcher::TORCHRUN_NPROC_VAR.into(), spec.nproc_per_node.to_string()));

@@ -4,10 +4,12 @@
 //! | the gang's ranks | network | rank hostnames |
 //! | --- | --- | --- |
 //! | one container, or all on this node | the workload's own bridge network `gantry-{cluster}-{workload}` | `{training}-{rank}`, DNS aliases on that network |
-//! | on several nodes | the host's (known limit until rendezvous ports, issue #9) | the node addresses |
+//! | on several nodes | the host's, on the ports the scheduler allocated to the gang | the node addresses |
 //!
-//! Two trainings never share a network, so one cannot reach the other's processes.
+//! Two trainings never share a bridge network, so one cannot reach the other's
+//! processes there; on the hosts' network their ports differ.
 
+use super::distributed::RendezvousPorts;
 use crate::runtime::{Network, workload_network_name};
 
 /// The part of an assignment the decision needs.
@@ -25,6 +27,9 @@ pub struct GangPlacement<'a> {
     pub rank_node_ids: &'a [String],
     /// The address of every rank's node, by rank.
     pub rank_addresses: &'a [String],
+    /// The gang's ports on the hosts' network from the scheduler (0 / empty: none).
+    pub master_port: u32,
+    pub worker_ports: &'a [u32],
 }
 
 /// Where one training container goes on the network.
@@ -35,6 +40,8 @@ pub struct TrainingNetwork {
     pub hostnames: Vec<String>,
     /// This container's own hostname; `None` on the host's network.
     pub hostname: Option<String>,
+    /// Where the gang's ranks listen.
+    pub ports: RendezvousPorts,
 }
 
 /// True when the gang's ranks are on more than one node.
@@ -49,6 +56,7 @@ pub fn training_network(p: &GangPlacement<'_>) -> TrainingNetwork {
             network: Network::HostForMultiNodeGang,
             hostnames: p.rank_addresses.to_vec(),
             hostname: None,
+            ports: RendezvousPorts::from_assignment(p.master_port, p.worker_ports, p.instance_count),
         };
     }
     let hostnames: Vec<String> = (0..p.instance_count.max(1)).map(|r| format!("{}-{r}", p.training_name)).collect();
@@ -60,6 +68,7 @@ pub fn training_network(p: &GangPlacement<'_>) -> TrainingNetwork {
         },
         hostnames,
         hostname: Some(own),
+        ports: RendezvousPorts::fixed(p.instance_count.max(1)),
     }
 }
 
@@ -77,6 +86,8 @@ mod tests {
             instance_count: count,
             rank_node_ids: nodes,
             rank_addresses: addresses,
+            master_port: 29503,
+            worker_ports: &[29504, 29505],
         }
     }
 
@@ -98,6 +109,7 @@ mod tests {
         let n = training_network(&placement(2, &nodes, &addrs));
         assert_eq!(n.network, Network::Workload { name: "gantry-c-w7".into(), aliases: strings(&["train-1"]) });
         assert_eq!(n.hostnames, strings(&["train-0", "train-1"]));
+        assert_eq!(n.ports, RendezvousPorts::fixed(2), "its own network: the default ports");
     }
 
     #[test]
@@ -107,6 +119,7 @@ mod tests {
             let n = training_network(&placement(2, &nodes, &addrs));
             assert_eq!(n.network, Network::HostForMultiNodeGang);
             assert_eq!((n.hostnames, n.hostname), (addrs.clone(), None));
+            assert_eq!(n.ports, RendezvousPorts { master: 29503, workers: vec![29504, 29505] });
         }
     }
 }

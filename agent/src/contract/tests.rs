@@ -55,7 +55,16 @@ fn dirs() -> HostDirs {
 }
 
 fn launch(spec: &TrainingSpec, rank: u32, hosts: &[String], dirs: &HostDirs) -> Result<TrainingLaunch, ContractError> {
-    training_launch(ContractInput { spec, rank, hostnames: hosts, dirs, region: "kr1", appkey: "proj-1" })
+    let ports = super::distributed::RendezvousPorts::fixed(spec.instance_count);
+    training_launch(ContractInput {
+        spec,
+        rank,
+        hostnames: hosts,
+        ports: &ports,
+        dirs,
+        region: "kr1",
+        appkey: "proj-1",
+    })
 }
 
 fn env_map(l: &TrainingLaunch) -> BTreeMap<String, String> {

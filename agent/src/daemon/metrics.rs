@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gantry_proto::v1::{ContainerUsage, GpuMetrics, NodeMetrics};
+use gantry_proto::v1::{ContainerUsage, GpuMetrics, NodeMetrics, XidEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::reconcile::Key;
-use crate::gpu::GpuSource;
+use crate::gpu::{GpuReport, GpuSource, GpuWatch};
 use crate::inventory::{HostProbe, SysinfoHost, node_metrics};
 use crate::runtime::{ContainerRuntime, LabelSelector};
 
@@ -21,6 +21,8 @@ pub const CONTAINER_STATS_EVERY: Duration = Duration::from_secs(10);
 pub struct Sampler {
     pub host: SysinfoHost,
     pub gpus: Arc<dyn GpuSource>,
+    /// Health over time of the GPUs the node registered with.
+    pub gpu_watch: GpuWatch,
     /// "nvml", "fake", "none", or why NVML is unavailable.
     pub gpu_source: String,
     /// Number of Gantry containers the agent runs now.
@@ -31,24 +33,15 @@ pub struct Sampler {
 
 impl Sampler {
     fn sample(&mut self) -> NodeMetrics {
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let host = self.host.sample().ok();
         let load = host.as_ref().map(node_metrics);
-        let gpus = self
-            .gpus
-            .health()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|g| GpuMetrics {
-                uuid: g.uuid,
-                utilization_pct: g.utilization_pct.unwrap_or(0),
-                memory_used_mib: g.memory_used_mib,
-                temperature_c: g.temperature_c.unwrap_or(0),
-                ecc_errors: g.ecc_errors.unwrap_or(0),
-                last_xid: g.xid_errors.last().copied().unwrap_or(0) as u32,
-            })
-            .collect();
+        // XIDs first: they are taken whether or not the sample works.
+        let xids = self.gpus.take_xids();
+        let report = self.gpu_watch.observe(self.gpus.health(), xids, at_ms);
+        let (gpus, xid_events) = gpu_metrics(report);
         NodeMetrics {
-            at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            at_ms,
             cpu_pct: load
                 .as_ref()
                 .map(|l| f64::from(l.cpu_usage_pct) * l.per_cpu_usage_pct.len() as f64)
@@ -60,8 +53,39 @@ impl Sampler {
             gpu_source: self.gpu_source.clone(),
             agent_rss_kib: own_rss_kib(),
             container_usage: self.usage.borrow().clone(),
+            xid_events,
         }
     }
+}
+
+/// The GPU part of a heartbeat.
+fn gpu_metrics(report: GpuReport) -> (Vec<GpuMetrics>, Vec<XidEvent>) {
+    let last_xid =
+        |uuid: &str| report.events.iter().rev().find(|e| e.uuid == uuid).map_or(0, |e| e.code.min(u64::from(u32::MAX)));
+    let gpus = report
+        .gpus
+        .iter()
+        .map(|g| GpuMetrics {
+            uuid: g.health.uuid.clone(),
+            utilization_pct: g.health.utilization_pct.unwrap_or(0),
+            memory_used_mib: g.health.memory_used_mib,
+            temperature_c: g.health.temperature_c.unwrap_or(0),
+            ecc_errors: g.health.ecc_errors.unwrap_or(0),
+            last_xid: last_xid(&g.health.uuid) as u32,
+            unhealthy_reason: g.unhealthy.clone().unwrap_or_default(),
+        })
+        .collect();
+    let events = report
+        .events
+        .into_iter()
+        .map(|e| XidEvent {
+            at_ms: e.at_ms,
+            gpu_uuid: e.uuid,
+            xid: e.code.min(u64::from(u32::MAX)) as u32,
+            meaning: e.meaning.to_string(),
+        })
+        .collect();
+    (gpus, events)
 }
 
 /// Samples every `every` into the returned watch until cancelled.

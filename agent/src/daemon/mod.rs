@@ -58,7 +58,9 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
     let (gpus, gpu_source) = gpu_source(&config.gpu);
     let mut host = SysinfoHost::new(&config.state_dir)?;
     let sample = host.sample()?;
-    let inventory = node_inventory(&sample, gpus.inventory().unwrap_or_default(), &config.resources)?;
+    let known_gpus = gpus.inventory().unwrap_or_default();
+    let gpu_watch = gpu::GpuWatch::new(known_gpus.clone());
+    let inventory = node_inventory(&sample, known_gpus, &config.resources)?;
     let inventory = convert::inventory_to_wire(&inventory);
 
     let (link, identity) = join_with_retry(&config, inventory, &cancel).await?;
@@ -74,7 +76,14 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
     let usage =
         metrics::container_usage(runtime.clone(), selector.clone(), metrics::CONTAINER_STATS_EVERY, cancel.clone());
     let metrics = metrics::start(
-        metrics::Sampler { host, gpus, gpu_source, containers: Arc::new(move || count.load(Ordering::Relaxed)), usage },
+        metrics::Sampler {
+            host,
+            gpus,
+            gpu_watch,
+            gpu_source,
+            containers: Arc::new(move || count.load(Ordering::Relaxed)),
+            usage,
+        },
         config.heartbeat_interval,
         cancel.clone(),
     );

@@ -72,6 +72,12 @@ pub struct FakeGpuConfig {
     /// The GPU core type placement matches (e.g. `A100-80GB`).
     pub model: String,
     pub memory_mib: u64,
+    /// Reads of this GPU fail with this error (tests of unhealthy GPUs).
+    #[serde(default)]
+    pub unhealthy: Option<String>,
+    /// Critical XIDs this GPU reports once, right after start (tests of XID events).
+    #[serde(default)]
+    pub xids: Vec<u64>,
 }
 
 impl FakeGpuConfig {
@@ -99,6 +105,9 @@ impl GpuConfig {
             }
             if gpu.memory_mib == 0 {
                 return bad("memory_mib must be positive");
+            }
+            if gpu.unhealthy.as_deref().is_some_and(|w| w.trim().is_empty()) {
+                return bad("unhealthy must say why");
             }
         }
         Ok(())
@@ -129,7 +138,13 @@ mod tests {
         assert_eq!(
             fake,
             GpuConfig::Fake {
-                fake: vec![FakeGpuConfig { uuid: "GPU-1".into(), model: "A100-80GB".into(), memory_mib: 81920 }]
+                fake: vec![FakeGpuConfig {
+                    uuid: "GPU-1".into(),
+                    model: "A100-80GB".into(),
+                    memory_mib: 81920,
+                    unhealthy: None,
+                    xids: vec![],
+                }]
             }
         );
         assert_eq!(fake.validate(), Ok(()));

@@ -6,11 +6,19 @@
 //!
 //! NVML calls block (some for tens of milliseconds per GPU): async callers wrap
 //! [`GpuSource`] calls in `tokio::task::spawn_blocking`.
+//!
+//! One GPU's error costs that GPU only: it is reported unhealthy with the error (see
+//! [`devices`]) while the others are reported as usual. Critical XID errors are
+//! events, kept by [`GpuWatch`], which also marks a GPU unhealthy after one that needs
+//! a reset.
 
 mod config;
+mod devices;
 mod fake;
 mod nvml;
+mod watch;
 mod xid;
+pub mod xid_codes;
 
 use gantry_domain::Gpu;
 use serde::{Deserialize, Serialize};
@@ -18,13 +26,27 @@ use serde::{Deserialize, Serialize};
 pub use config::{FakeGpuConfig, GpuConfig};
 pub use fake::FakeGpus;
 pub use nvml::NvmlGpus;
+pub use watch::{GpuReport, GpuWatch, ReportedGpu, XidRecord};
 
 /// A source of GPU inventory and health. Implementations block; see the module doc.
 pub trait GpuSource: Send + Sync {
-    /// The node's GPUs, in the driver's index order.
+    /// The node's GPUs that can be read, in the driver's index order. An error means
+    /// no GPU could be listed at all; a single unreadable GPU is left out (and
+    /// reported unhealthy by [`GpuSource::health`]).
     fn inventory(&self) -> Result<Vec<Gpu>, GpuError>;
-    /// A health sample per GPU, same order as [`GpuSource::inventory`].
+    /// A health sample per GPU the driver lists, same order as the driver's. An error
+    /// means none could be sampled.
     fn health(&self) -> Result<Vec<GpuHealth>, GpuError>;
+    /// The critical XID errors seen since the previous call, oldest first. Separate from
+    /// [`GpuSource::health`] so a failed sample never loses them.
+    fn take_xids(&self) -> Vec<Xid>;
+}
+
+/// One critical XID error of one GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xid {
+    pub uuid: String,
+    pub code: u64,
 }
 
 /// One GPU's health sample.
@@ -39,9 +61,9 @@ pub struct GpuHealth {
     pub memory_total_mib: u64,
     /// Uncorrected ECC errors since the driver loaded; `None` without ECC.
     pub ecc_errors: Option<u64>,
-    /// Critical XID error codes seen since the previous health sample, oldest first.
-    /// Any entry means the GPU needs attention (e.g. 79: fell off the bus).
-    pub xid_errors: Vec<u64>,
+    /// Why the GPU could not be read (an NVML call failed for it): it must get no work.
+    /// `None` when it was read.
+    pub fault: Option<String>,
 }
 
 /// Why GPU information could not be read.
@@ -64,7 +86,7 @@ pub fn from_config(config: &GpuConfig) -> Result<Box<dyn GpuSource>, GpuError> {
     config.validate()?;
     Ok(match config {
         GpuConfig::Nvml => Box::new(NvmlGpus::new()?),
-        GpuConfig::Fake { fake } => Box::new(FakeGpus::new(fake.iter().map(FakeGpuConfig::to_gpu).collect())),
+        GpuConfig::Fake { fake } => Box::new(FakeGpus::from_config(fake)),
         GpuConfig::None => Box::new(FakeGpus::new(Vec::new())),
     })
 }

@@ -11,8 +11,9 @@ use nvml_wrapper::enum_wrappers::device::{EccCounter, MemoryError, TemperatureSe
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 
+use super::devices::{self, DeviceReader, DeviceSet};
 use super::xid::XidWatcher;
-use super::{GpuError, GpuHealth, GpuSource, MIB};
+use super::{GpuError, GpuHealth, GpuSource, Xid};
 
 /// NVML-backed [`GpuSource`]. Every call blocks (see the module doc of [`super`]).
 pub struct NvmlGpus {
@@ -42,52 +43,62 @@ impl NvmlGpus {
         };
         Ok(NvmlGpus { nvml, xids })
     }
-
-    fn devices(&self) -> Result<Vec<Device<'_>>, GpuError> {
-        let count = self.nvml.device_count().map_err(call("device_count"))?;
-        (0..count).map(|i| self.nvml.device_by_index(i).map_err(call("device_by_index"))).collect()
-    }
 }
 
 impl GpuSource for NvmlGpus {
     fn inventory(&self) -> Result<Vec<Gpu>, GpuError> {
-        self.devices()?
-            .iter()
-            .map(|d| {
-                Ok(Gpu {
-                    uuid: d.uuid().map_err(call("uuid"))?,
-                    // The marketing name (e.g. "NVIDIA A100-SXM4-80GB"); operators name
-                    // instance types' GPU core types after it.
-                    model: d.name().map_err(call("name"))?,
-                    memory_mib: d.memory_info().map_err(call("memory_info"))?.total / MIB,
-                })
-            })
-            .collect()
+        devices::inventory(&NvmlDevices(&self.nvml))
     }
 
     fn health(&self) -> Result<Vec<GpuHealth>, GpuError> {
-        let mut xids = self.xids.as_ref().map(|w| w.drain()).unwrap_or_default();
-        self.devices()?
-            .iter()
-            .map(|d| {
-                let uuid = d.uuid().map_err(call("uuid"))?;
-                let memory = d.memory_info().map_err(call("memory_info"))?;
-                Ok(GpuHealth {
-                    temperature_c: optional(d.temperature(TemperatureSensor::Gpu), "temperature")?,
-                    utilization_pct: optional(d.utilization_rates(), "utilization_rates")?.map(|u| u.gpu),
-                    memory_used_mib: memory.used / MIB,
-                    memory_total_mib: memory.total / MIB,
-                    // Volatile: since the driver loaded, so old errors do not mark a
-                    // repaired GPU as unhealthy forever.
-                    ecc_errors: optional(
-                        d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),
-                        "total_ecc_errors",
-                    )?,
-                    xid_errors: xids.remove(&uuid).unwrap_or_default(),
-                    uuid,
-                })
-            })
-            .collect()
+        devices::health(&NvmlDevices(&self.nvml))
+    }
+
+    fn take_xids(&self) -> Vec<Xid> {
+        self.xids.as_ref().map(|w| w.drain()).unwrap_or_default()
+    }
+}
+
+/// The driver's GPUs as a [`DeviceSet`].
+struct NvmlDevices<'a>(&'a Nvml);
+
+impl DeviceSet for NvmlDevices<'_> {
+    fn count(&self) -> Result<u32, GpuError> {
+        self.0.device_count().map_err(call("device_count"))
+    }
+
+    fn device(&self, index: u32) -> Result<Box<dyn DeviceReader + '_>, GpuError> {
+        Ok(Box::new(NvmlDevice(self.0.device_by_index(index).map_err(call("device_by_index"))?)))
+    }
+}
+
+struct NvmlDevice<'a>(Device<'a>);
+
+impl DeviceReader for NvmlDevice<'_> {
+    fn uuid(&self) -> Result<String, GpuError> {
+        self.0.uuid().map_err(call("uuid"))
+    }
+
+    fn name(&self) -> Result<String, GpuError> {
+        self.0.name().map_err(call("name"))
+    }
+
+    fn memory(&self) -> Result<(u64, u64), GpuError> {
+        self.0.memory_info().map(|m| (m.used, m.total)).map_err(call("memory_info"))
+    }
+
+    fn temperature(&self) -> Result<Option<u32>, GpuError> {
+        optional(self.0.temperature(TemperatureSensor::Gpu), "temperature")
+    }
+
+    fn utilization(&self) -> Result<Option<u32>, GpuError> {
+        Ok(optional(self.0.utilization_rates(), "utilization_rates")?.map(|u| u.gpu))
+    }
+
+    fn ecc_errors(&self) -> Result<Option<u64>, GpuError> {
+        // Volatile: since the driver loaded, so old errors do not mark a repaired GPU as
+        // unhealthy forever.
+        optional(self.0.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile), "total_ecc_errors")
     }
 }
 

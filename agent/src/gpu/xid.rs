@@ -2,7 +2,6 @@
 //! bus, 48 = double-bit ECC, …). NVML delivers them as events, not as a counter, so a
 //! thread waits for them and keeps them until the next health sample.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -11,11 +10,11 @@ use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 
-use super::GpuError;
 use super::nvml::init_error;
+use super::{GpuError, Xid};
 
-/// Kept per GPU when nobody samples health, so a flood cannot grow memory.
-const MAX_KEPT: usize = 64;
+/// Kept when nobody takes them, so a flood cannot grow memory (the oldest go first).
+const MAX_KEPT: usize = 256;
 /// How long one wait on a GPU's event set blocks; bounds how late the thread stops.
 const WAIT_MS: u32 = 250;
 
@@ -23,7 +22,7 @@ const WAIT_MS: u32 = 250;
 /// dropping the last handle stops it after its current round of waits.
 #[derive(Debug, Default)]
 pub(super) struct XidWatcher {
-    seen: Mutex<BTreeMap<String, Vec<u64>>>,
+    seen: Mutex<std::collections::VecDeque<Xid>>,
 }
 
 impl XidWatcher {
@@ -89,26 +88,31 @@ impl XidWatcher {
 
     fn record(&self, uuid: String, code: u64) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let codes = seen.entry(uuid).or_default();
-        if codes.len() < MAX_KEPT {
-            codes.push(code);
+        if seen.len() == MAX_KEPT {
+            seen.pop_front();
         }
+        seen.push_back(Xid { uuid, code });
     }
 
-    /// The XIDs seen since the previous call, by GPU UUID.
-    pub(super) fn drain(&self) -> BTreeMap<String, Vec<u64>> {
-        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The XIDs seen since the previous call, oldest first.
+    pub(super) fn drain(&self) -> Vec<Xid> {
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner())).into()
     }
 }
 
 /// One event set per GPU: a failed registration consumes its set, so GPUs that do not
-/// support events cannot spoil the others'.
+/// support events (or cannot be read at all) cannot spoil the others'.
 fn register(nvml: &Nvml) -> Result<Vec<nvml_wrapper::EventSet<'_>>, GpuError> {
     let count = nvml.device_count().map_err(|e| GpuError::Nvml { call: "device_count", message: e.to_string() })?;
     let mut sets = Vec::new();
     for i in 0..count {
-        let device =
-            nvml.device_by_index(i).map_err(|e| GpuError::Nvml { call: "device_by_index", message: e.to_string() })?;
+        let device = match nvml.device_by_index(i) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(gpu_index = i, error = %e, "gpu cannot be read: its xid events are not watched");
+                continue;
+            }
+        };
         let set =
             nvml.create_event_set().map_err(|e| GpuError::Nvml { call: "create_event_set", message: e.to_string() })?;
         match device.register_events(EventTypes::CRITICAL_XID_ERROR, set) {

@@ -152,6 +152,7 @@ fn launch_spec(h: &DockerHarness, name: &str, work: &Workdir, extra_env: &[(&str
         spec: &spec,
         rank: 0,
         hostnames: &hostnames,
+        ports: &contract::distributed::RendezvousPorts::fixed(1),
         dirs: &dirs,
         region: "local",
         appkey: "proj",

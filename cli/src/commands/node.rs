@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use gantry_proto::v1::{
     AdmitNodeRequest, ContainerUsage, GetNodeRequest, Gpu, GpuMetrics, ListNodesRequest, ListNodesResponse, Node,
-    NodeMetrics, RevokeNodeRequest,
+    NodeMetrics, RevokeNodeRequest, XidEvent,
 };
 
 use super::Context;
@@ -136,6 +136,7 @@ fn list_view(nodes: &[Node], now_ms: u64) -> String {
         "MEMORY FREE/TOTAL",
         "MEM USED",
         "GPUS FREE/TOTAL",
+        "UNHEALTHY GPUS",
         "WORKLOADS",
     ]);
     for n in nodes {
@@ -159,6 +160,7 @@ fn list_view(nodes: &[Node], now_ms: u64) -> String {
             c.memory,
             memory_used,
             c.gpus,
+            n.unhealthy_gpus.len().to_string(),
             n.workloads.len().to_string(),
         ]);
     }
@@ -180,6 +182,7 @@ fn detail_view(n: &Node, now_ms: u64) -> String {
         ("CPU free/total", c.cpu),
         ("Memory free/total", c.memory),
         ("GPUs free/total", c.gpus),
+        ("Unhealthy GPUs", n.unhealthy_gpus.len().to_string()),
         ("Disk", mib(inv.disk_mib)),
         ("Workloads", n.workloads.join(", ")),
         ("Agent connected", n.health.as_ref().map(|h| yes_no(h.connected)).unwrap_or_default()),
@@ -209,7 +212,20 @@ fn detail_view(n: &Node, now_ms: u64) -> String {
         out.push('\n');
         out.push_str(&usage_table(usage));
     }
+    if !health.xid_events.is_empty() {
+        out.push('\n');
+        out.push_str(&xid_table(&health.xid_events));
+    }
     out
+}
+
+/// The node's recent XID errors, oldest first.
+fn xid_table(events: &[XidEvent]) -> String {
+    let mut table = Table::new(vec!["XID AT", "GPU UUID", "XID", "MEANING"]);
+    for e in events {
+        table.row(vec![timestamp(e.at_ms), e.gpu_uuid.clone(), e.xid.to_string(), e.meaning.clone()]);
+    }
+    table.render()
 }
 
 /// Docker stats of the node's containers, as the agent last sampled them.
@@ -228,9 +244,10 @@ fn usage_table(usage: &[ContainerUsage]) -> String {
 }
 
 /// One row per GPU: the inventory's, then any the metrics name that the inventory does
-/// not. The usage columns appear only when the agent reported GPU metrics.
+/// not. The usage columns appear only when the agent reported GPU metrics. HEALTH is
+/// what placement goes by (the replicated record), else the agent's latest report.
 fn gpu_table(n: &Node, inventory: &[Gpu], metrics: &[GpuMetrics]) -> String {
-    let mut headers = vec!["GPU UUID", "MODEL", "MEMORY", "ALLOCATED"];
+    let mut headers = vec!["GPU UUID", "MODEL", "MEMORY", "ALLOCATED", "HEALTH"];
     if !metrics.is_empty() {
         headers.extend(["UTIL", "MEM USED", "TEMP", "ECC ERRORS", "LAST XID"]);
     }
@@ -247,14 +264,27 @@ fn gpu_table(n: &Node, inventory: &[Gpu], metrics: &[GpuMetrics]) -> String {
             None => Vec::new(),
         }
     };
+    let health = |uuid: &str| -> String {
+        let recorded = n.unhealthy_gpus.iter().find(|u| u.uuid == uuid).map(|u| u.reason.as_str());
+        let reported = metrics.iter().find(|m| m.uuid == uuid).map(|m| m.unhealthy_reason.as_str());
+        match recorded.or(reported).filter(|r| !r.is_empty()) {
+            Some(why) => format!("unhealthy: {why}"),
+            None => "ok".to_string(),
+        }
+    };
     for g in inventory {
-        let mut row =
-            vec![g.uuid.clone(), g.model.clone(), mib(g.memory_mib), yes_no(n.allocated_gpus.contains(&g.uuid))];
+        let mut row = vec![
+            g.uuid.clone(),
+            g.model.clone(),
+            mib(g.memory_mib),
+            yes_no(n.allocated_gpus.contains(&g.uuid)),
+            health(&g.uuid),
+        ];
         row.extend(usage(&g.uuid));
         table.row(row);
     }
     for m in metrics.iter().filter(|m| !inventory.iter().any(|g| g.uuid == m.uuid)) {
-        let mut row = vec![m.uuid.clone(), String::new(), String::new(), String::new()];
+        let mut row = vec![m.uuid.clone(), String::new(), String::new(), String::new(), health(&m.uuid)];
         row.extend(usage(&m.uuid));
         table.row(row);
     }
@@ -275,7 +305,7 @@ fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use gantry_proto::v1::{NodeHealth, NodeInventory, NodeResources};
+    use gantry_proto::v1::{NodeHealth, NodeInventory, NodeResources, UnhealthyGpu};
 
     use super::*;
 
@@ -317,6 +347,7 @@ mod tests {
                         temperature_c: 64,
                         ecc_errors: 0,
                         last_xid: 79,
+                        unhealthy_reason: "xid 79: GPU has fallen off the bus".into(),
                     }],
                     gpu_source: "nvml".into(),
                     agent_rss_kib: 48 * 1024,
@@ -327,8 +358,20 @@ mod tests {
                         memory_bytes: 2 << 30,
                         memory_limit_bytes: 8 << 30,
                     }],
+                    xid_events: vec![],
                 }),
+                xid_events: vec![XidEvent {
+                    at_ms: 1_700_000_110_000,
+                    gpu_uuid: "GPU-1".into(),
+                    xid: 79,
+                    meaning: "GPU has fallen off the bus".into(),
+                }],
             }),
+            unhealthy_gpus: vec![UnhealthyGpu {
+                uuid: "GPU-1".into(),
+                reason: "xid 79: GPU has fallen off the bus".into(),
+                since_ms: 1_700_000_110_000,
+            }],
         }
     }
 
@@ -354,6 +397,7 @@ mod tests {
                 connected: false,
                 last_heartbeat_ms: 1_700_000_000_000,
                 metrics: Some(NodeMetrics { cpu_pct: 100.0, ..Default::default() }),
+                xid_events: vec![],
             }),
             ..Default::default()
         };
@@ -361,10 +405,10 @@ mod tests {
         assert_eq!(
             list_view(&[node(), cpu_only, old_server], NOW_MS),
             "\
-ID   HOSTNAME   STATUS   HEARTBEAT   CPU FREE/TOTAL   CPU%   MEMORY FREE/TOTAL   MEM USED   GPUS FREE/TOTAL   WORKLOADS
-n1   gpu-01     READY    5s ago      24/32            15%    192Gi/256Gi         40Gi       1/2 A100-80GB     1
-n2   cpu-01     DOWN     -           0/8              -      0Mi/16Gi            -          0                 0
-n3                       -           0/0              -      0Mi/0Mi             -          0                 0
+ID   HOSTNAME   STATUS   HEARTBEAT   CPU FREE/TOTAL   CPU%   MEMORY FREE/TOTAL   MEM USED   GPUS FREE/TOTAL   UNHEALTHY GPUS   WORKLOADS
+n1   gpu-01     READY    5s ago      24/32            15%    192Gi/256Gi         40Gi       1/2 A100-80GB     1                1
+n2   cpu-01     DOWN     -           0/8              -      0Mi/16Gi            -          0                 0                0
+n3                       -           0/0              -      0Mi/0Mi             -          0                 0                0
 "
         );
     }
@@ -380,15 +424,19 @@ n3                       -           0/0              -      0Mi/0Mi            
         assert!(view.contains("Memory used:        40Gi\n"), "{view}");
         assert!(view.contains("GPU source:         nvml\n"), "{view}");
         assert!(view.contains("Agent memory:       48Mi\n"), "{view}");
+        assert!(view.contains("Unhealthy GPUs:     1\n"), "{view}");
         assert!(
             view.ends_with(
                 "\
-GPU UUID   MODEL       MEMORY   ALLOCATED   UTIL   MEM USED   TEMP   ECC ERRORS   LAST XID
-GPU-0      A100-80GB   80Gi     no
-GPU-1      A100-80GB   80Gi     yes         87%    30Gi       64C    0            79
+GPU UUID   MODEL       MEMORY   ALLOCATED   HEALTH                                          UTIL   MEM USED   TEMP   ECC ERRORS   LAST XID
+GPU-0      A100-80GB   80Gi     no          ok
+GPU-1      A100-80GB   80Gi     yes         unhealthy: xid 79: GPU has fallen off the bus   87%    30Gi       64C    0            79
 
 WORKLOAD   RANK   CPU   MEMORY   MEMORY LIMIT
 w-mnist    0      3.5   2Gi      8Gi
+
+XID AT                 GPU UUID   XID   MEANING
+2023-11-14T22:15:10Z   GPU-1      79    GPU has fallen off the bus
 "
             ),
             "{view}"
@@ -404,9 +452,9 @@ w-mnist    0      3.5   2Gi      8Gi
         assert!(
             view.ends_with(
                 "\
-GPU UUID   MODEL       MEMORY   ALLOCATED
-GPU-0      A100-80GB   80Gi     no
-GPU-1      A100-80GB   80Gi     yes
+GPU UUID   MODEL       MEMORY   ALLOCATED   HEALTH
+GPU-0      A100-80GB   80Gi     no          ok
+GPU-1      A100-80GB   80Gi     yes         unhealthy: xid 79: GPU has fallen off the bus
 "
             ),
             "{view}"

@@ -158,7 +158,20 @@ impl ToJson for v1::Node {
             "status_changed_at_ms": self.status_changed_at_ms,
             "workloads": self.workloads,
             "health": self.health.to_json(),
+            "unhealthy_gpus": self.unhealthy_gpus.to_json(),
         })
+    }
+}
+
+impl ToJson for v1::UnhealthyGpu {
+    fn to_json(&self) -> Value {
+        json!({ "uuid": self.uuid, "reason": self.reason, "since_ms": self.since_ms })
+    }
+}
+
+impl ToJson for v1::XidEvent {
+    fn to_json(&self) -> Value {
+        json!({ "at_ms": self.at_ms, "gpu_uuid": self.gpu_uuid, "xid": self.xid, "meaning": self.meaning })
     }
 }
 
@@ -168,6 +181,7 @@ impl ToJson for v1::NodeHealth {
             "connected": self.connected,
             "last_heartbeat_ms": self.last_heartbeat_ms,
             "metrics": self.metrics.to_json(),
+            "xid_events": self.xid_events.to_json(),
         })
     }
 }
@@ -184,6 +198,7 @@ impl ToJson for v1::NodeMetrics {
             "gpu_source": self.gpu_source,
             "agent_rss_kib": self.agent_rss_kib,
             "container_usage": self.container_usage.to_json(),
+            "xid_events": self.xid_events.to_json(),
         })
     }
 }
@@ -209,6 +224,7 @@ impl ToJson for v1::GpuMetrics {
             "temperature_c": self.temperature_c,
             "ecc_errors": self.ecc_errors,
             "last_xid": self.last_xid,
+            "unhealthy_reason": self.unhealthy_reason,
         })
     }
 }
@@ -365,16 +381,37 @@ mod tests {
                 last_heartbeat_ms: 42,
                 metrics: Some(v1::NodeMetrics {
                     cpu_pct: 12.5,
-                    gpus: vec![v1::GpuMetrics { uuid: "GPU-0".into(), last_xid: 79, ..Default::default() }],
+                    gpus: vec![v1::GpuMetrics {
+                        uuid: "GPU-0".into(),
+                        last_xid: 79,
+                        unhealthy_reason: "xid 79: GPU has fallen off the bus".into(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }),
+                xid_events: vec![v1::XidEvent {
+                    at_ms: 41,
+                    gpu_uuid: "GPU-0".into(),
+                    xid: 79,
+                    meaning: "GPU has fallen off the bus".into(),
+                }],
             }),
+            unhealthy_gpus: vec![v1::UnhealthyGpu {
+                uuid: "GPU-0".into(),
+                reason: "xid 79: GPU has fallen off the bus".into(),
+                since_ms: 41,
+            }],
             ..Default::default()
         };
         let v = node.to_json();
         assert_eq!(v["health"]["connected"], true);
         assert_eq!(v["health"]["metrics"]["cpu_pct"], 12.5);
         assert_eq!(v["health"]["metrics"]["gpus"][0]["last_xid"], 79);
+        assert_eq!(v["health"]["metrics"]["gpus"][0]["unhealthy_reason"], "xid 79: GPU has fallen off the bus");
+        assert_eq!(v["health"]["xid_events"][0]["xid"], 79);
+        assert_eq!(v["health"]["xid_events"][0]["meaning"], "GPU has fallen off the bus");
+        assert_eq!(v["unhealthy_gpus"][0]["uuid"], "GPU-0");
+        assert_eq!(v["unhealthy_gpus"][0]["since_ms"], 41);
         assert_eq!(v1::Node::default().to_json()["health"], Value::Null);
     }
 

@@ -37,6 +37,8 @@ pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
                 grants: Some(convert::storage_grants_to_wire(&state.grants(project))),
                 rank_node_ids: rank_node_ids.clone(),
                 finished: w.phases.get(rank).is_some_and(|p| p.is_final()),
+                master_port: w.ports.map_or(0, |p| u32::from(p.master())),
+                worker_ports: w.ports.map(|p| p.workers().into_iter().map(u32::from).collect()).unwrap_or_default(),
             });
         }
     }
@@ -81,7 +83,8 @@ mod tests {
                 Assignment { node_id: "a".into(), gpu_uuids: vec![] },
             ],
         };
-        run(&mut state, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 3 });
+        let ports = Some(gantry_domain::GangPorts { first: 29600, count: 3 });
+        run(&mut state, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 3, ports });
         state
     }
 
@@ -93,6 +96,9 @@ mod tests {
         assert_eq!(a[0].rank, 1);
         assert_eq!(a[0].rank_addresses, ["10.0.0.2", "10.0.0.1"]);
         assert_eq!(a[0].rank_node_ids, ["b", "a"]);
+        // Every rank learns the gang's ports from the scheduler.
+        assert_eq!((a[0].master_port, &a[0].worker_ports[..]), (29600, &[29601, 29602][..]));
+        assert_eq!(node_assignments(&state, "b")[0].worker_ports, a[0].worker_ports);
         assert_eq!(a[0].training_name, "t");
         assert!(!a[0].stop);
         assert_eq!(node_assignments(&state, "b")[0].rank, 0);

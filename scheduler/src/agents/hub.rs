@@ -1,10 +1,12 @@
 //! [`AgentHub`]: the live sessions of agents with this replica.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use gantry_proto::v1::{LogCancel, LogChunk, LogRequest, NodeHealth, NodeMetrics, SchedulerMessage, scheduler_message};
+use gantry_proto::v1::{
+    LogCancel, LogChunk, LogRequest, NodeHealth, NodeMetrics, SchedulerMessage, XidEvent, scheduler_message,
+};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -33,6 +35,8 @@ struct Inner {
     /// Open log requests: request id → (node, where its chunks go).
     logs: HashMap<u64, (String, mpsc::Sender<LogChunk>)>,
     next_id: u64,
+    /// Recent XID events by node, kept when sessions end (see `gpu_health`).
+    xid_events: HashMap<String, VecDeque<XidEvent>>,
 }
 
 #[derive(Clone, Default)]
@@ -82,7 +86,15 @@ impl AgentHub {
     }
 
     pub fn heartbeat(&self, node_id: &str, metrics: Option<NodeMetrics>, now_ms: u64) {
-        if let Some(s) = self.lock().sessions.get_mut(node_id) {
+        let mut inner = self.lock();
+        if !inner.sessions.contains_key(node_id) {
+            return;
+        }
+        if let Some(m) = metrics.as_ref().filter(|m| !m.xid_events.is_empty()) {
+            let kept = inner.xid_events.entry(node_id.to_string()).or_default();
+            super::gpu_health::merge_xid_events(kept, &m.xid_events);
+        }
+        if let Some(s) = inner.sessions.get_mut(node_id) {
             s.last_heartbeat_ms = now_ms;
             s.last_heard = Instant::now();
             if metrics.is_some() {
@@ -102,11 +114,16 @@ impl AgentHub {
     }
 
     pub fn health(&self, node_id: &str) -> NodeHealth {
-        match self.lock().sessions.get(node_id) {
-            Some(s) => {
-                NodeHealth { connected: true, last_heartbeat_ms: s.last_heartbeat_ms, metrics: s.metrics.clone() }
-            }
-            None => NodeHealth::default(),
+        let inner = self.lock();
+        let xid_events = inner.xid_events.get(node_id).map(|e| e.iter().cloned().collect()).unwrap_or_default();
+        match inner.sessions.get(node_id) {
+            Some(s) => NodeHealth {
+                connected: true,
+                last_heartbeat_ms: s.last_heartbeat_ms,
+                metrics: s.metrics.clone(),
+                xid_events,
+            },
+            None => NodeHealth { xid_events, ..NodeHealth::default() },
         }
     }
 
@@ -274,5 +291,21 @@ mod tests {
         }
         assert!(sub.next().await.is_none());
         assert!(!hub.health("a").connected);
+    }
+
+    #[test]
+    fn xid_events_of_a_node_outlive_its_session() {
+        let hub = AgentHub::default();
+        let (tx, _rx) = mpsc::channel(4);
+        let sid = hub.attach("n1", tx, 0);
+        let event = XidEvent { at_ms: 7, gpu_uuid: "GPU-1".into(), xid: 79, meaning: "fell off the bus".into() };
+        let metrics = NodeMetrics { xid_events: vec![event.clone()], ..Default::default() };
+        hub.heartbeat("n1", Some(metrics.clone()), 1);
+        hub.heartbeat("n1", Some(metrics), 2);
+        assert_eq!(hub.health("n1").xid_events, std::slice::from_ref(&event));
+        hub.detach("n1", sid);
+        let health = hub.health("n1");
+        assert!(!health.connected);
+        assert_eq!(health.xid_events, [event], "the scheduler keeps them after the agent left");
     }
 }

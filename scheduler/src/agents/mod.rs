@@ -9,6 +9,7 @@
 //! ```
 
 pub mod assignments;
+pub mod gpu_health;
 mod hub;
 
 pub use hub::{AgentHub, LogSubscription, SessionSender};

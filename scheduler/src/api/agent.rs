@@ -29,6 +29,7 @@ use super::context::{ApiContext, now_ms};
 use super::status;
 use crate::agents::SessionSender;
 use crate::agents::assignments::node_assignments;
+use crate::agents::gpu_health::GpuHealthReporter;
 use crate::state::{Applied, CommandV1, ContainerPhase, Rejected, State, ownership, revocations};
 
 /// Messages queued towards one agent; assignments are small and log requests rare.
@@ -311,6 +312,7 @@ async fn run_session(
 ) {
     let node_id = identity.node_id.as_str();
     let pusher = tokio::spawn(push_assignments(ctx.clone(), node_id.to_string(), tx.clone()));
+    let gpu_health = GpuHealthReporter::new(ctx.raft.clone(), node_id);
     mark_ready_if_down(&ctx, node_id).await;
     // Every replica watches the replicated deny list, so a revocation ends the node's
     // sessions everywhere, not only on the replica that took the command.
@@ -332,6 +334,9 @@ async fn run_session(
         };
         match message {
             Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Heartbeat(hb)) })) => {
+                if let Some(metrics) = &hb.metrics {
+                    gpu_health.observe(metrics, now_ms());
+                }
                 ctx.hub.heartbeat(node_id, hb.metrics, now_ms());
             }
             Ok(Some(AgentMessage { kind: Some(agent_message::Kind::Log(chunk)) })) => {

@@ -24,7 +24,9 @@ fn node_to_wire(state: &State, hub: &AgentHub, n: &Node, caller: &Caller) -> pb:
     let (allocated, allocated_gpus) = state.allocated_on(&n.id);
     let capacity = n.inventory.capacity();
     let mut free = capacity.saturating_sub(&allocated);
-    free.gpus = capacity.gpus.saturating_sub(allocated_gpus.len() as u32);
+    // An unhealthy GPU is not free even when nothing holds it: placement skips it.
+    let usable = n.inventory.gpus.iter().filter(|g| !n.unhealthy_gpus.contains_key(&g.uuid));
+    free.gpus = usable.filter(|g| !allocated_gpus.contains(&g.uuid)).count() as u32;
     let workloads = state
         .workloads
         .iter()
@@ -47,6 +49,11 @@ fn node_to_wire(state: &State, hub: &AgentHub, n: &Node, caller: &Caller) -> pb:
         status_changed_at_ms: n.status_changed_at_ms,
         workloads,
         health: Some(hub.health(&n.id)),
+        unhealthy_gpus: n
+            .unhealthy_gpus
+            .iter()
+            .map(|(uuid, f)| pb::UnhealthyGpu { uuid: uuid.clone(), reason: f.reason.clone(), since_ms: f.since_ms })
+            .collect(),
     }
 }
 

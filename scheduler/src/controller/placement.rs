@@ -5,17 +5,19 @@ use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};
 use std::time::Duration;
 
-use gantry_domain::Placement;
+use gantry_domain::{Placement, PortRange};
 
 use gantry_placement::{Problem, solve};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::now_ms;
 use crate::raft::RaftHandle;
+use crate::state::rendezvous::{PortBook, spans_nodes};
 use crate::state::{Command, CommandV1, State};
 
-/// Pure: what placement wants to change, given the replicated state.
-pub fn plan(state: &State, now_ms: u64) -> Vec<CommandV1> {
+/// Pure: what placement wants to change, given the replicated state. A gang placed on
+/// several nodes gets a block of `ports` free on all of them.
+pub fn plan(state: &State, now_ms: u64, ports: PortRange) -> Vec<CommandV1> {
     let mut pending: Vec<_> = state.workloads.iter().filter(|(_, w)| w.placement.is_none()).collect();
     if pending.is_empty() {
         return Vec::new();
@@ -24,15 +26,26 @@ pub fn plan(state: &State, now_ms: u64) -> Vec<CommandV1> {
     let problem =
         Problem { nodes: state.node_snapshots(), pending: pending.iter().map(|(_, w)| w.demand.clone()).collect() };
     let solution = solve(&problem);
-    let mut commands: Vec<CommandV1> = solution
-        .placed
+    let mut book = PortBook::of(state);
+    let mut unplaced: Vec<(String, String)> =
+        solution.unplaced.into_iter().map(|(id, why)| (id, why.to_string())).collect();
+    let mut commands = Vec::new();
+    for (workload_id, placement) in solution.placed {
+        let gang_ports = if spans_nodes(&placement) {
+            match book.reserve(&placement, ports) {
+                Some(p) => Some(p),
+                None => {
+                    unplaced.push((workload_id, format!("no free rendezvous ports in {ports} on its nodes")));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        commands.push(CommandV1::Place { workload_id, placement, now_ms, ports: gang_ports });
+    }
+    let reasons: Vec<(String, String)> = unplaced
         .into_iter()
-        .map(|(workload_id, placement)| CommandV1::Place { workload_id, placement, now_ms })
-        .collect();
-    let reasons: Vec<(String, String)> = solution
-        .unplaced
-        .into_iter()
-        .map(|(id, why)| (id, why.to_string()))
         .filter(|(id, why)| state.workloads.get(id).is_some_and(|w| &w.pending_reason != why))
         .collect();
     if !reasons.is_empty() {
@@ -83,7 +96,7 @@ impl Refused {
 }
 
 /// Re-plans whenever the state changes (and at least every `interval`), on the leader.
-pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken) {
+pub async fn run(raft: RaftHandle, interval: Duration, ports: PortRange, cancel: CancellationToken) {
     let mut last_seen = 0;
     let mut refused = Refused::default();
     let mut applied_changes = raft.applied_watch();
@@ -103,7 +116,7 @@ pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken
         let (commands, view) = {
             let state = raft.state();
             let view = Refused::view_of(&state);
-            (refused.filter(view, plan(&state, now_ms())), view)
+            (refused.filter(view, plan(&state, now_ms(), ports)), view)
         };
         let proposals = commands.into_iter().map(|c| {
             let raft = raft.clone();
@@ -207,17 +220,17 @@ mod tests {
     #[test]
     fn places_when_it_fits_and_explains_when_not() {
         let s = setup(4);
-        let cmds = plan(&s, 10);
+        let cmds = plan(&s, 10, PortRange::default());
         assert!(matches!(&cmds[..], [CommandV1::Place { workload_id, .. }] if workload_id == "trn-1"));
 
         let mut s = setup(1);
-        let cmds = plan(&s, 10);
+        let cmds = plan(&s, 10, PortRange::default());
         let [CommandV1::SetPendingReasons { reasons, .. }] = &cmds[..] else { panic!("{cmds:?}") };
         assert!(reasons[0].1.contains("GPU"), "{}", reasons[0].1);
         apply(&mut s, 100, Command::V1(cmds[0].clone())).unwrap();
         assert!(s.training("p", "t1").unwrap().status_reason.contains("GPU"));
         // The same reason is not proposed again.
-        assert!(plan(&s, 11).is_empty());
+        assert!(plan(&s, 11, PortRange::default()).is_empty());
     }
 
     #[test]
@@ -225,11 +238,11 @@ mod tests {
         let s = setup(4);
         let mut refused = Refused::default();
         let view = Refused::view_of(&s);
-        let cmds = refused.filter(view, plan(&s, 10));
+        let cmds = refused.filter(view, plan(&s, 10, PortRange::default()));
         let [CommandV1::Place { workload_id, placement, .. }] = &cmds[..] else { panic!("{cmds:?}") };
         refused.record(view, workload_id.clone(), placement.clone());
         // The refusal is applied, the controller plans again on the same nodes: nothing.
-        assert!(refused.filter(view, plan(&s, 11)).is_empty());
+        assert!(refused.filter(view, plan(&s, 11, PortRange::default())).is_empty());
         // The nodes change (another one joins): the decision is tried again.
         let mut s = s;
         let node = CommandV1::RegisterNode {
@@ -240,13 +253,13 @@ mod tests {
         };
         apply(&mut s, 60, Command::V1(node)).unwrap();
         let view = Refused::view_of(&s);
-        assert_eq!(refused.filter(view, plan(&s, 12)).len(), 1);
+        assert_eq!(refused.filter(view, plan(&s, 12, PortRange::default())).len(), 1);
     }
 
     #[test]
     fn a_stale_decision_is_rejected_at_commit() {
         let mut s = setup(2);
-        let cmds = plan(&s, 10);
+        let cmds = plan(&s, 10, PortRange::default());
         // Another workload takes the GPUs first (as a deposed leader's decision might).
         let CommandV1::Place { placement, .. } = &cmds[0] else { panic!() };
         let mut spec = training_spec();
@@ -267,7 +280,12 @@ mod tests {
         apply(
             &mut s,
             51,
-            Command::V1(CommandV1::Place { workload_id: "trn-2".into(), placement: placement.clone(), now_ms: 4 }),
+            Command::V1(CommandV1::Place {
+                workload_id: "trn-2".into(),
+                placement: placement.clone(),
+                now_ms: 4,
+                ports: None,
+            }),
         )
         .unwrap();
         let again = apply(&mut s, 52, Command::V1(cmds[0].clone()));

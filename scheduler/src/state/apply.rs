@@ -5,7 +5,7 @@ use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Traini
 
 use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
-use super::{ownership, revocations};
+use super::{gpu_health, ownership, rendezvous, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -94,7 +94,9 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             }
             Ok(Applied::Done)
         }
-        CommandV1::Place { workload_id, placement, now_ms } => place(state, &workload_id, placement, now_ms),
+        CommandV1::Place { workload_id, placement, now_ms, ports } => {
+            place(state, &workload_id, placement, ports, now_ms)
+        }
         CommandV1::SetPendingReasons { reasons, now_ms } => {
             for (workload_id, reason) in reasons {
                 let Some(w) = state.workloads.get_mut(&workload_id) else { continue };
@@ -143,6 +145,9 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
         }
         CommandV1::RevokeNode { node_id, reason, now_ms } => revocations::revoke_node(state, &node_id, &reason, now_ms),
         CommandV1::AdmitNode { node_id } => revocations::admit_node(state, &node_id),
+        CommandV1::SetGpuHealth { node_id, unhealthy, now_ms } => {
+            gpu_health::set_gpu_health(state, &node_id, unhealthy, now_ms)
+        }
     }
 }
 
@@ -180,6 +185,7 @@ pub(super) fn register_node(
         status: NodeStatus::Ready,
         registered_at_ms: now_ms,
         status_changed_at_ms: now_ms,
+        unhealthy_gpus: Default::default(),
     });
     node.address = address;
     node.inventory = inventory;
@@ -299,6 +305,7 @@ fn create_training(
             pending_reason: reason,
             created_index: index,
             phases: Vec::new(),
+            ports: None,
         },
     );
     state.projects.entry(project.clone()).or_default().trainings.insert(name.clone(), training);
@@ -328,7 +335,13 @@ fn stop_training(state: &mut State, project: &str, name: &str, reason: String, n
     training_applied(state, project, name)
 }
 
-fn place(state: &mut State, workload_id: &str, placement: gantry_domain::Placement, now_ms: u64) -> Outcome {
+fn place(
+    state: &mut State,
+    workload_id: &str,
+    placement: gantry_domain::Placement,
+    ports: Option<gantry_domain::GangPorts>,
+    now_ms: u64,
+) -> Outcome {
     let w = state.workloads.get(workload_id).ok_or_else(|| Rejected::not_found(format!("workload '{workload_id}'")))?;
     if w.placement.is_some() {
         return Err(Rejected::precondition(format!("workload '{workload_id}' is already placed")));
@@ -336,6 +349,7 @@ fn place(state: &mut State, workload_id: &str, placement: gantry_domain::Placeme
     let nodes = state.node_snapshots();
     gantry_placement::check_fit(&nodes, &w.demand, &placement)
         .map_err(|e| Rejected::precondition(format!("placement no longer fits: {e}")))?;
+    rendezvous::check(state, &placement, ports.as_ref())?;
     let WorkloadOwner::Training { project, name } = w.owner.clone();
     let t = training_mut(state, &project, &name)?;
     if t.status != TrainingStatus::CreateRequested {
@@ -346,6 +360,7 @@ fn place(state: &mut State, workload_id: &str, placement: gantry_domain::Placeme
     if let Some(w) = state.workloads.get_mut(workload_id) {
         w.phases = vec![ContainerPhase::Pending; placement.assignments.len()];
         w.placement = Some(placement);
+        w.ports = ports;
         w.pending_reason.clear();
     }
     training_applied(state, &project, &name)

@@ -5,8 +5,10 @@
 //! never changed, only translated on apply. Everything a command's effect depends on
 //! (ids, times) is inside it, so every replica applies it identically.
 
+use std::collections::BTreeMap;
+
 use gantry_domain::{
-    ExperimentSpec, Image, InstanceType, NodeInventory, NodeStatus, Placement, StorageGrants, TrainingSpec,
+    ExperimentSpec, GangPorts, Image, InstanceType, NodeInventory, NodeStatus, Placement, StorageGrants, TrainingSpec,
     TrainingStatus,
 };
 use serde::{Deserialize, Serialize};
@@ -100,11 +102,15 @@ pub enum CommandV1 {
     },
     /// The leader's placement decision. Re-checked against current free resources on
     /// apply, so a decision made on stale data (e.g. by a deposed leader) can never
-    /// double-book a GPU: it is rejected instead.
+    /// double-book a GPU: it is rejected instead. A gang on several nodes carries the
+    /// ports the leader chose for it, checked the same way (an entry written before
+    /// ports existed has none: its ranks use the frameworks' fixed ports).
     Place {
         workload_id: String,
         placement: Placement,
         now_ms: u64,
+        #[serde(default)]
+        ports: Option<GangPorts>,
     },
     /// Why pending workloads cannot be placed right now (only changed reasons are sent).
     SetPendingReasons {
@@ -161,5 +167,12 @@ pub enum CommandV1 {
     /// Allows one fresh join of a revoked node with the join token.
     AdmitNode {
         node_id: String,
+    },
+    /// The node's agent reports a different set of unhealthy GPUs (UUID → why); sent
+    /// only when the set changes, never per heartbeat.
+    SetGpuHealth {
+        node_id: String,
+        unhealthy: BTreeMap<String, String>,
+        now_ms: u64,
     },
 }

@@ -12,8 +12,10 @@
 mod apply;
 mod command;
 pub mod containers;
+pub mod gpu_health;
 mod outcome;
 pub mod ownership;
+pub mod rendezvous;
 pub mod revocations;
 mod workload;
 
@@ -104,7 +106,8 @@ impl State {
         (total, gpus)
     }
 
-    /// What placement sees: every READY node with what is still free on it.
+    /// What placement sees: every READY node with what is still free on it (a GPU its
+    /// agent reported unhealthy is never free).
     pub fn node_snapshots(&self) -> Vec<NodeSnapshot> {
         let mut allocated: BTreeMap<&str, (Resources, Vec<&str>)> = BTreeMap::new();
         for w in self.workloads.values() {
@@ -124,7 +127,7 @@ impl State {
                     .inventory
                     .gpus
                     .iter()
-                    .filter(|g| !used_gpus.contains(&g.uuid.as_str()))
+                    .filter(|g| !used_gpus.contains(&g.uuid.as_str()) && !n.unhealthy_gpus.contains_key(&g.uuid))
                     .map(|g| FreeGpu { uuid: g.uuid.clone(), model: g.model.clone() })
                     .collect();
                 let mut free = capacity.saturating_sub(&used);

@@ -54,7 +54,8 @@ mod tests {
             Assignment { node_id: "b".into(), gpu_uuids: vec![] },
             Assignment { node_id: "a".into(), gpu_uuids: vec![] },
         ];
-        let place = CommandV1::Place { workload_id: "w1".into(), placement: Placement { assignments }, now_ms: 3 };
+        let place =
+            CommandV1::Place { workload_id: "w1".into(), placement: Placement { assignments }, now_ms: 3, ports: None };
         apply(&mut state, 13, place.into()).expect("apply in test");
         assert_eq!(check_container_owner(&state, "a", "w1", 1), Ok(()));
         assert_eq!(check_container_owner(&state, "b", "w1", 0), Ok(()));

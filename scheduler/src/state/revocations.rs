@@ -265,7 +265,7 @@ mod tests {
         let placement = gantry_domain::Placement {
             assignments: vec![gantry_domain::Assignment { node_id: "a".into(), gpu_uuids: vec![] }],
         };
-        apply(&mut state, 15, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 3 }.into())
+        apply(&mut state, 15, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 3, ports: None }.into())
             .expect("apply in test");
         let revoke = CommandV1::RevokeNode { node_id: "a".into(), reason: "stolen".into(), now_ms: 4 };
         apply(&mut state, 16, revoke.into()).expect("apply in test");

@@ -147,6 +147,7 @@ fn command() -> impl Strategy<Value = CommandV1> {
                     }],
                 },
                 now_ms: 4,
+                ports: None,
             }
         }),
     ]
@@ -335,7 +336,8 @@ fn regression_a_report_for_a_workload_restored_without_phases_does_not_panic() {
     apply(&mut state, 4, create.into()).unwrap();
     let a = || Assignment { node_id: "a".into(), gpu_uuids: vec![] };
     let placement = Placement { assignments: vec![a(), a()] };
-    apply(&mut state, 5, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 2 }.into()).unwrap();
+    apply(&mut state, 5, CommandV1::Place { workload_id: "w1".into(), placement, now_ms: 2, ports: None }.into())
+        .unwrap();
     // As an older snapshot, written before phases were recorded, would restore it.
     state.workloads.get_mut("w1").unwrap().phases.clear();
     let report = |rank| CommandV1::ReportContainer {

@@ -1,6 +1,6 @@
 //! The replicated record of a schedulable unit.
 
-use gantry_domain::{Placement, WorkloadDemand};
+use gantry_domain::{GangPorts, Placement, WorkloadDemand};
 
 use super::containers::ContainerPhase;
 use serde::{Deserialize, Serialize};
@@ -28,4 +28,8 @@ pub struct Workload {
     /// placed, empty while pending.
     #[serde(default)]
     pub phases: Vec<ContainerPhase>,
+    /// The ports of a gang on several nodes (see [`super::rendezvous`]), set at
+    /// placement and released with the workload; `None` for a gang on one node.
+    #[serde(default)]
+    pub ports: Option<GangPorts>,
 }

@@ -171,12 +171,15 @@ pub async fn prepare(a: &WorkAssignment, site: &Site<'_>) -> Result<Prepared, St
         instance_count: spec.instance_count,
         rank_node_ids: &a.rank_node_ids,
         rank_addresses: &a.rank_addresses,
+        master_port: a.master_port,
+        worker_ports: &a.worker_ports,
     });
     let hostnames = net.hostnames;
     let launch = training_launch(ContractInput {
         spec: &spec,
         rank: a.rank,
         hostnames: &hostnames,
+        ports: &net.ports,
         dirs: &dirs,
         region: site.region,
         appkey: &a.project,
