@@ -40,13 +40,18 @@
 //! | `meta`     | `"hard_state"`        | `eraftpb::HardState`, protobuf                |
 //! | `meta`     | `"conf_state"`        | `eraftpb::ConfState`, protobuf, as of the snapshot; its presence marks an initialised store |
 //! | `meta`     | `"snapshot_meta"`     | `eraftpb::SnapshotMetadata`, protobuf (absent: index 0) |
-//! | `snapshot` | `"data"`              | the latest snapshot's application bytes, as given |
+//! | `snapshot` | `"data-{index:020}"`   | a snapshot's application bytes, as given; only the latest's is kept (older stores: `"data"`) |
 //!
-//! Each `persist`, `save_snapshot` and `sync` is one write transaction, so a crash leaves
-//! either all of it or none.
+//! Each `persist` and `sync` is one write transaction, so a crash leaves either all of it
+//! or none. `save_snapshot` writes the data first, then the rest in one transaction; the
+//! data of a snapshot whose metadata never made it is deleted on the next open.
+//!
+//! A [`DiskFaults`] hook, inert unless configured, can delay or fail every write+fsync
+//! for fault-injection tests.
 //! Values that do not decode are reported as [`Error::Corrupt`], never a panic.
 
 mod error;
+mod fault;
 mod log;
 mod mirror;
 mod storage;
@@ -54,5 +59,6 @@ mod tables;
 mod write;
 
 pub use error::Error;
+pub use fault::{DiskFaults, FailOn, Fault, WriteKind};
 pub use log::RaftLog;
 pub use write::LogWrite;
