@@ -111,7 +111,7 @@ pub struct RaftConfig {
     pub snapshot_every: u64,
     /// Testing aid: a file whose contents (`delay_ms=N`, `fail=fsync`, `fail=snapshot`)
     /// delay or fail the raft log's writes, re-checked before each one; unset or absent
-    /// means no fault. See docs/testing.md. Never set it in production.
+    /// means no fault. See docs/faults.md. Never set it in production.
     pub fault_file: Option<PathBuf>,
 }
 
