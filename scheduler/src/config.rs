@@ -448,6 +448,7 @@ mod tests {
             url = "https://s3:7444"
             [raft]
             tick = "100ms"
+            fault_file = "/tmp/x-fault"
             [[auth.tokens]]
             name = "team-a"
             token = "0123456789abcdef0123"
@@ -456,6 +457,8 @@ mod tests {
         let c: Config = toml::from_str(text).unwrap();
         c.validate().unwrap();
         assert_eq!(c.raft.tick, Duration::from_millis(100));
+        assert_eq!(c.raft.fault_file.as_deref(), Some(Path::new("/tmp/x-fault")));
+        assert_eq!(Config::default().raft.fault_file, None, "the disk fault hook is off unless configured");
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.auth.tokens[0].token.expose(), "0123456789abcdef0123");
     }
