@@ -114,3 +114,25 @@ async fn regression_a_failed_snapshot_save_stops_an_idle_replica() -> anyhow::Re
     }
     expect_exit_then_rejoin(cluster, &recorder, victim).await
 }
+
+/// The hook acts on a running replica: with both followers' disks slowed, no write can
+/// commit sooner than one delayed fsync (the leader needs one follower's); healed, the
+/// cluster goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_disk_set_at_runtime_delays_commits() -> anyhow::Result<()> {
+    const DELAY: Duration = Duration::from_millis(400);
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let recorder = Recorder::new();
+    let (cluster, leader, follower) = start(&recorder).await?;
+    let other = 3 - leader - follower;
+    cluster.slow_disk(follower, DELAY)?;
+    cluster.slow_disk(other, DELAY)?;
+    let next = recorder.history().ops.len();
+    let started = Instant::now();
+    create(&cluster, &recorder, next, 1, vec![leader], 0x510e).await?;
+    let took = started.elapsed();
+    anyhow::ensure!(took >= DELAY, "a write committed in {took:?}, faster than the followers' {DELAY:?} disks");
+    cluster.heal_disk(follower)?;
+    cluster.heal_disk(other)?;
+    finish(cluster, &recorder).await
+}
