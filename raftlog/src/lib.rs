@@ -2,24 +2,28 @@
 //! snapshot, in one [fjall] keyspace, behind `raft::Storage`.
 //!
 //! ```text
-//!   ready loop ── persist(LogWrite) ─┐      stage(LogWrite)        save_snapshot(..)
-//!                                    ▼            │                        │
-//!              plan, checked against the mirror ◄─┴────────────────────────┘
+//!   ready loop ── persist(LogWrite) ─┐      stage(LogWrite)     save_snapshot(..)
+//!                                    │            │              1. data ── own fjall batch, fsynced
+//!                                    │            │                 (no lock the others take)
+//!                                    ▼            ▼              2. metadata ─┐
+//!              plan, checked against the mirror ◄─┴──────────────────────────┘
 //!                    │                            │
 //!                    │                   apply to the mirror now,
-//!                    │                   queue the plan ── sync() (writer thread) ─┐
-//!                    ▼                                                            ▼
-//!              one fjall batch per call (queued plans first), fsynced
+//!                    │                   queue the plan ── sync() (writer thread,
+//!                    ▼                                      or save_snapshot itself) ─┐
+//!              one fjall batch per call (queued plans first), fsynced  ◄─────────────┘
 //!                    │
-//!              persist / save_snapshot: apply to the mirror after the fsync
+//!              persist: apply to the mirror after the fsync
 //!
 //!   RawNode ── raft::Storage (entries, term, first/last index, snapshot) ── reads mirror
 //! ```
 //!
-//! Raft's hot path reads only memory. [`RaftLog::persist`] and [`RaftLog::save_snapshot`]
-//! show a write only once it is durable; [`RaftLog::stage`] shows it at once and
-//! [`RaftLog::sync`] makes everything staged durable with one fsync, which is how a ready
-//! loop pipelines and batches its writes (see [`RaftLog`] for why raft needs that).
+//! Raft's hot path reads only memory. [`RaftLog::persist`] shows a write only once it is
+//! durable; [`RaftLog::stage`] shows it at once and [`RaftLog::sync`] makes everything
+//! staged durable with one fsync, which is how a ready loop pipelines and batches its
+//! writes (see [`RaftLog`] for why raft needs that). [`RaftLog::save_snapshot`] writes
+//! the (large) data on its own, then stages and syncs the rest, so the ready loop never
+//! waits for a snapshot; it returns once all of it is durable.
 //! [`LogWrite::merge`] combines the writes of consecutive `Ready`s into one.
 //!
 //! # Semantics

@@ -22,7 +22,7 @@ pub struct PersistJob {
     pub number: u64,
     /// Messages raft allows out only after this write is on disk (votes, append acks).
     pub after: Vec<Message>,
-    /// False when the write may wait for a later fsync (see `task::must_sync`).
+    /// False when the write may wait for a later fsync (see `task::ready::must_sync`).
     pub sync: bool,
 }
 
