@@ -18,6 +18,7 @@
 //!
 //! Lifecycle and faults are here; status, waits and logs in `cluster/observe.rs`.
 
+mod disk;
 mod faults;
 mod network_faults;
 mod observe;

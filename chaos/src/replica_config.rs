@@ -29,6 +29,12 @@ pub(crate) struct SharedSettings<'a> {
     pub snapshot_every: u64,
 }
 
+/// The disk fault file (`[raft] fault_file`) of the replica whose data dir is
+/// `data_dir`: beside it, so that wiping the data dir keeps the fault.
+pub(crate) fn fault_file(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.with_file_name("disk-fault")
+}
+
 /// The config of `all[me]`, with every other entry of `all` as a peer, serving and
 /// dialling with `tls` (its own replica certificate).
 pub(crate) fn render(
@@ -63,6 +69,7 @@ pub(crate) fn render(
     raft.insert("election_ticks".into(), int(shared.election_ticks as u64)?);
     raft.insert("heartbeat_ticks".into(), int(shared.heartbeat_ticks as u64)?);
     raft.insert("snapshot_every".into(), int(shared.snapshot_every)?);
+    raft.insert("fault_file".into(), path(&fault_file(&this.data_dir)));
 
     let files = tls;
     let mut tls = Table::new();
@@ -130,6 +137,7 @@ mod tests {
         assert_eq!(peers, Some(2));
         assert_eq!(parsed["peers"][1]["url"].as_str(), Some("https://127.0.0.1:3001"));
         assert_eq!(parsed["raft"]["snapshot_every"].as_integer(), Some(50));
+        assert_eq!(parsed["raft"]["fault_file"].as_str(), Some("/tmp/x \"2\"/disk-fault"));
         assert_eq!(parsed["auth"]["tokens"][0]["project"].as_str(), Some("*"));
         assert_eq!(parsed["tls"]["cert"].as_str(), Some("/p/replica-2.pem"));
         Ok(())

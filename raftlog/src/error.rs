@@ -23,6 +23,13 @@ pub enum Error {
     #[error("an earlier raft log write failed; the store must be reopened")]
     Failed,
 
+    /// the disk fault hook failed this write on purpose (fault-injection tests)
+    #[error("injected disk fault: {kind:?} write failed")]
+    InjectedFault {
+        /// which write
+        kind: crate::fault::WriteKind,
+    },
+
     /// a message could not be encoded for writing (rust-protobuf only fails this for
     /// proto2 messages missing required fields, which raft's proto3 messages cannot be)
     #[error("could not encode {what}: {detail}")]
@@ -62,6 +69,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when the store can no longer be trusted and the process should stop (and
+    /// reopen the store from disk): a failed write or read, corrupt data, or a store
+    /// already failed. False for a write rejected before anything was written (out of
+    /// date, out of range, a gap), which leaves the store as it was.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Error::SnapshotOutOfDate { .. } | Error::Unavailable { .. } | Error::Gap { .. })
+    }
+
     pub(crate) fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {
         Error::Corrupt { what: what.into(), detail: detail.to_string() }
     }

@@ -2,24 +2,28 @@
 //! snapshot, in one [fjall] keyspace, behind `raft::Storage`.
 //!
 //! ```text
-//!   ready loop ── persist(LogWrite) ─┐      stage(LogWrite)        save_snapshot(..)
-//!                                    ▼            │                        │
-//!              plan, checked against the mirror ◄─┴────────────────────────┘
+//!   ready loop ── persist(LogWrite) ─┐      stage(LogWrite)     save_snapshot(..)
+//!                                    │            │              1. data ── own fjall batch, fsynced
+//!                                    │            │                 (no lock the others take)
+//!                                    ▼            ▼              2. metadata ─┐
+//!              plan, checked against the mirror ◄─┴──────────────────────────┘
 //!                    │                            │
 //!                    │                   apply to the mirror now,
-//!                    │                   queue the plan ── sync() (writer thread) ─┐
-//!                    ▼                                                            ▼
-//!              one fjall batch per call (queued plans first), fsynced
+//!                    │                   queue the plan ── sync() (writer thread,
+//!                    ▼                                      or save_snapshot itself) ─┐
+//!              one fjall batch per call (queued plans first), fsynced  ◄─────────────┘
 //!                    │
-//!              persist / save_snapshot: apply to the mirror after the fsync
+//!              persist: apply to the mirror after the fsync
 //!
 //!   RawNode ── raft::Storage (entries, term, first/last index, snapshot) ── reads mirror
 //! ```
 //!
-//! Raft's hot path reads only memory. [`RaftLog::persist`] and [`RaftLog::save_snapshot`]
-//! show a write only once it is durable; [`RaftLog::stage`] shows it at once and
-//! [`RaftLog::sync`] makes everything staged durable with one fsync, which is how a ready
-//! loop pipelines and batches its writes (see [`RaftLog`] for why raft needs that).
+//! Raft's hot path reads only memory. [`RaftLog::persist`] shows a write only once it is
+//! durable; [`RaftLog::stage`] shows it at once and [`RaftLog::sync`] makes everything
+//! staged durable with one fsync, which is how a ready loop pipelines and batches its
+//! writes (see [`RaftLog`] for why raft needs that). [`RaftLog::save_snapshot`] writes
+//! the (large) data on its own, then stages and syncs the rest, so the ready loop never
+//! waits for a snapshot; it returns once all of it is durable.
 //! [`LogWrite::merge`] combines the writes of consecutive `Ready`s into one.
 //!
 //! # Semantics
@@ -40,13 +44,18 @@
 //! | `meta`     | `"hard_state"`        | `eraftpb::HardState`, protobuf                |
 //! | `meta`     | `"conf_state"`        | `eraftpb::ConfState`, protobuf, as of the snapshot; its presence marks an initialised store |
 //! | `meta`     | `"snapshot_meta"`     | `eraftpb::SnapshotMetadata`, protobuf (absent: index 0) |
-//! | `snapshot` | `"data"`              | the latest snapshot's application bytes, as given |
+//! | `snapshot` | `"data-{index:020}"`   | a snapshot's application bytes, as given; only the latest's is kept (older stores: `"data"`) |
 //!
-//! Each `persist`, `save_snapshot` and `sync` is one write transaction, so a crash leaves
-//! either all of it or none.
+//! Each `persist` and `sync` is one write transaction, so a crash leaves either all of it
+//! or none. `save_snapshot` writes the data first, then the rest in one transaction; the
+//! data of a snapshot whose metadata never made it is deleted on the next open.
+//!
+//! A [`DiskFaults`] hook, inert unless configured, can delay or fail every write+fsync
+//! for fault-injection tests.
 //! Values that do not decode are reported as [`Error::Corrupt`], never a panic.
 
 mod error;
+mod fault;
 mod log;
 mod mirror;
 mod storage;
@@ -54,5 +63,6 @@ mod tables;
 mod write;
 
 pub use error::Error;
+pub use fault::{DiskFaults, FailOn, Fault, WriteKind};
 pub use log::RaftLog;
 pub use write::LogWrite;

@@ -9,6 +9,7 @@ use raft::eraftpb::{ConfState, HardState, Snapshot};
 use tracing::debug;
 
 use crate::error::Error;
+use crate::fault::DiskFaults;
 use crate::mirror::{Mirror, Plan};
 use crate::tables;
 use crate::write::LogWrite;
@@ -29,9 +30,10 @@ use crate::write::LogWrite;
 ///   them and acknowledges them once told so through `on_persist_ready`.
 ///
 /// Writes reach the file in the order they were made, whichever method made them. After a
-/// write fails with [`Error::Storage`] the file's state is unknown: every later write
-/// returns [`Error::Failed`]; drop every clone and [`RaftLog::open`] the file again (raft
-/// itself treats storage errors as fatal).
+/// write fails ([`Error::is_fatal`]) the file's state is unknown: every later write
+/// returns [`Error::Failed`]. Do not retry: after a failed fsync the kernel may have
+/// dropped the dirty pages, so a later fsync can succeed over lost data. Stop the process
+/// and [`RaftLog::open`] the file again (raft itself treats storage errors as fatal).
 #[derive(Clone)]
 pub struct RaftLog {
     inner: Arc<Inner>,
@@ -39,9 +41,11 @@ pub struct RaftLog {
 
 // Lock order: db, then staged, then mirror.
 struct Inner {
+    store: tables::Store,
     // Held across every commit, so plans reach the file in the order they were made.
-    // Raft's reads never take it, so an fsync in progress does not block them.
-    db: Mutex<tables::Store>,
+    // Raft's reads never take it, so an fsync in progress does not block them. A
+    // snapshot's data is written without it (see `save_snapshot`).
+    db: Mutex<()>,
     // Plans already applied to the mirror but not yet committed, oldest first. Held from
     // planning to applying, so the queue's order is the mirror's order. std Mutex, like the
     // others: never held across an await.
@@ -50,6 +54,7 @@ struct Inner {
     mirror: RwLock<Mirror>,
     // A commit failed: later plans build on the lost ones, so none may be committed.
     failed: AtomicBool,
+    faults: DiskFaults,
 }
 
 impl RaftLog {
@@ -62,13 +67,23 @@ impl RaftLog {
     /// `&[]` and waits for a snapshot. On reopen `initial_voters` is ignored and everything
     /// persisted is loaded back.
     pub fn open(path: impl AsRef<Path>, initial_voters: &[u64]) -> Result<RaftLog, Error> {
+        RaftLog::open_with_faults(path, initial_voters, DiskFaults::none())
+    }
+
+    /// [`RaftLog::open`] with a disk fault hook (for fault-injection tests; see
+    /// [`DiskFaults`]): every write+fsync asks `faults` first.
+    pub fn open_with_faults(
+        path: impl AsRef<Path>,
+        initial_voters: &[u64],
+        faults: DiskFaults,
+    ) -> Result<RaftLog, Error> {
         let path = path.as_ref();
         let db = tables::open(path)?;
         let mirror = match tables::load(&db)? {
             Some(mirror) => mirror,
             None => {
                 let conf_state = ConfState { voters: initial_voters.to_vec(), ..ConfState::default() };
-                tables::initialise(&db, &conf_state)?;
+                tables::initialise(&db, &faults, &conf_state)?;
                 Mirror { conf_state, ..Mirror::default() }
             }
         };
@@ -81,10 +96,12 @@ impl RaftLog {
         );
         Ok(RaftLog {
             inner: Arc::new(Inner {
-                db: Mutex::new(db),
+                store: db,
+                db: Mutex::new(()),
                 staged: Mutex::new(Vec::new()),
                 mirror: RwLock::new(mirror),
                 failed: AtomicBool::new(false),
+                faults,
             }),
         })
     }
@@ -112,10 +129,16 @@ impl RaftLog {
         if write.is_empty() {
             return Ok(());
         }
+        self.stage_plan(|mirror| mirror.plan_persist(write))
+    }
+
+    /// Plans against the mirror (staged writes included), applies the plan to it and
+    /// queues it for the next sync; holds `staged` only for that, never across I/O.
+    fn stage_plan(&self, plan: impl FnOnce(&Mirror) -> Result<Plan, Error>) -> Result<(), Error> {
         self.check_not_failed()?;
         let mut staged = self.lock_staged();
-        let plan = self.read().plan_persist(write)?;
-        staged.push(plan.clone());
+        let plan = plan(&self.read())?;
+        staged.push(plan.without_written_data());
         self.write().apply(plan);
         Ok(())
     }
@@ -123,13 +146,13 @@ impl RaftLog {
     /// Makes every staged write durable in one transaction (one fsync), oldest first.
     /// `stage` can go on while the fsync runs; what it stages waits for the next sync.
     pub fn sync(&self) -> Result<(), Error> {
-        let db = self.lock_db();
+        let _order = self.lock_db();
         self.check_not_failed()?;
         let plans = std::mem::take(&mut *self.lock_staged());
         if plans.is_empty() {
             return Ok(());
         }
-        self.commit_plans(&db, &plans)
+        self.commit_plans(&plans)
     }
 
     /// Records `data`, the application's state with every entry up to `index` applied, as
@@ -145,8 +168,26 @@ impl RaftLog {
     /// On restart the application restores this snapshot and raft replays the committed
     /// entries after it; membership changes after `index` are replayed the same way, which
     /// is why the store's conf state only ever changes with a snapshot.
+    ///
+    /// Two steps, so that the ready loop's writes never wait for the costly one:
+    /// 1. the data, written and fsynced under a key of its own (`index`), holding no lock
+    ///    that `stage` or `sync` take; nothing refers to it yet, so a crash here leaves
+    ///    only an orphan that the next open deletes;
+    /// 2. the metadata, the compaction and the raised commit index, planned against the
+    ///    mirror *now* (so its hard state carries every term and vote staged meanwhile and
+    ///    can never overwrite them with older ones), staged in order behind everything
+    ///    staged before it, and synced like any staged write. Raft sees the new snapshot
+    ///    from step 2 on; it is durable when this returns.
     pub fn save_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<(), Error> {
-        self.commit(|mirror| mirror.plan_save_snapshot(index, conf_state, data))?;
+        self.check_not_failed()?;
+        let snapshot_index = self.read().snapshot_index();
+        if index < snapshot_index {
+            return Err(Error::SnapshotOutOfDate { index, first_index: snapshot_index + 1 });
+        }
+        let written = tables::write_snapshot_data(&self.inner.store, &self.inner.faults, index, &data);
+        self.fail_on_error(written)?;
+        self.stage_plan(|mirror| mirror.plan_save_snapshot(index, conf_state, data))?;
+        self.sync()?;
         debug!(index, "raft snapshot saved, log compacted");
         Ok(())
     }
@@ -178,23 +219,27 @@ impl RaftLog {
 
     /// Plans against the mirror, commits (after anything staged), then shows the result.
     fn commit(&self, plan: impl FnOnce(&Mirror) -> Result<Plan, Error>) -> Result<(), Error> {
-        let db = self.lock_db();
+        let _order = self.lock_db();
         self.check_not_failed()?;
-        // Holding `staged` through the fsync stalls `stage`; acceptable, as callers of the
-        // synchronous writes wait for the disk anyway.
+        // Holding `staged` through the fsync stalls `stage`; acceptable for `persist`, whose
+        // caller waits for the disk anyway (the ready loop stages instead).
         let mut staged = self.lock_staged();
         let plan = plan(&self.read())?;
         let mut plans = std::mem::take(&mut *staged);
         plans.push(plan);
-        self.commit_plans(&db, &plans)?;
+        self.commit_plans(&plans)?;
         if let Some(plan) = plans.pop() {
             self.write().apply(plan);
         }
         Ok(())
     }
 
-    fn commit_plans(&self, db: &tables::Store, plans: &[Plan]) -> Result<(), Error> {
-        let result = tables::commit(db, plans);
+    fn commit_plans(&self, plans: &[Plan]) -> Result<(), Error> {
+        self.fail_on_error(tables::commit(&self.inner.store, &self.inner.faults, plans))
+    }
+
+    /// A failed write poisons the store: see [`RaftLog`].
+    fn fail_on_error<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
         if result.is_err() {
             self.inner.failed.store(true, Ordering::SeqCst);
         }
@@ -218,7 +263,7 @@ impl RaftLog {
         self.inner.mirror.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_db(&self) -> MutexGuard<'_, tables::Store> {
+    fn lock_db(&self) -> MutexGuard<'_, ()> {
         self.inner.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

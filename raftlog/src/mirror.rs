@@ -37,6 +37,38 @@ pub(crate) struct Plan {
     pub hard_state: Option<HardState>,
     pub conf_state: Option<ConfState>,
     pub snapshot: Option<Snapshot>,
+    /// The snapshot's data is already on disk (`RaftLog::save_snapshot` writes it first):
+    /// commit writes only its metadata.
+    pub snapshot_data_written: bool,
+}
+
+impl Plan {
+    /// The plan as the commit needs it: without the snapshot's data when that is
+    /// already on disk (it can be large; the mirror keeps the only in-memory copy).
+    pub fn without_written_data(&self) -> Plan {
+        let mut plan = self.clone_without_snapshot();
+        plan.snapshot = self.snapshot.as_ref().map(|snapshot| {
+            let mut copy = Snapshot::default();
+            copy.set_metadata(snapshot.get_metadata().clone());
+            if !self.snapshot_data_written {
+                copy.data = snapshot.data.clone();
+            }
+            copy
+        });
+        plan
+    }
+
+    fn clone_without_snapshot(&self) -> Plan {
+        Plan {
+            drop_through: self.drop_through,
+            truncate_from: self.truncate_from,
+            append: self.append.clone(),
+            hard_state: self.hard_state.clone(),
+            conf_state: self.conf_state.clone(),
+            snapshot: None,
+            snapshot_data_written: self.snapshot_data_written,
+        }
+    }
 }
 
 impl Mirror {
@@ -109,7 +141,8 @@ impl Mirror {
         Ok(plan)
     }
 
-    /// Records a snapshot of the application at `index` and drops the entries it covers.
+    /// Records a snapshot of the application at `index` and drops the entries it covers;
+    /// its data must already be on disk (`tables::write_snapshot_data`).
     pub fn plan_save_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<Plan, Error> {
         if index < self.snapshot_index() {
             return Err(Error::SnapshotOutOfDate { index, first_index: self.first_index() });
@@ -134,6 +167,7 @@ impl Mirror {
             hard_state,
             conf_state: Some(conf_state),
             snapshot: Some(snapshot),
+            snapshot_data_written: true,
             ..Plan::default()
         })
     }

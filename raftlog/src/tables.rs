@@ -14,20 +14,31 @@ use protobuf::Message;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
 use crate::error::Error;
+use crate::fault::{DiskFaults, WriteKind};
 use crate::mirror::{Mirror, Plan};
 
 /// Log entries by index (8-byte big-endian keys, so they sort by index).
 pub const ENTRIES: &str = "entries";
 /// Small state records, by the names below.
 pub const META: &str = "meta";
-/// The latest snapshot's data, under [`SNAPSHOT_DATA`].
+/// Snapshot data, under [`data_key`] of the snapshot's index.
 const SNAPSHOT: &str = "snapshot";
 
 const HARD_STATE: &str = "hard_state";
 /// Present once the store is initialised; its absence means a fresh store.
 const CONF_STATE: &str = "conf_state";
 const SNAPSHOT_META: &str = "snapshot_meta";
-const SNAPSHOT_DATA: &str = "data";
+/// Where stores written before snapshot data had per-index keys keep it.
+const LEGACY_SNAPSHOT_DATA: &str = "data";
+
+/// The key of the data of the snapshot at `index`: zero-padded, so keys sort by index.
+fn data_key(index: u64) -> String {
+    format!("data-{index:020}")
+}
+
+fn data_key_index(key: &[u8]) -> Option<u64> {
+    std::str::from_utf8(key).ok()?.strip_prefix("data-")?.parse().ok()
+}
 
 /// The store: one fjall keyspace (a directory). Its journal is appended to and fdatasynced
 /// once per commit, and a batch is atomic across partitions.
@@ -58,7 +69,13 @@ pub(crate) fn load(store: &Store) -> Result<Option<Mirror>, Error> {
     let hard_state = get_decoded::<HardState>(&store.meta, HARD_STATE)?.unwrap_or_default();
     let snapshot_meta = get_decoded::<SnapshotMetadata>(&store.meta, SNAPSHOT_META)?;
 
-    let data = store.snapshot.get(SNAPSHOT_DATA)?.map(|value| value.to_vec()).unwrap_or_default();
+    let index = snapshot_meta.as_ref().map_or(0, |m| m.index);
+    let data = match store.snapshot.get(data_key(index))? {
+        Some(value) => Some(value),
+        None => store.snapshot.get(LEGACY_SNAPSHOT_DATA)?,
+    };
+    let data = data.map(|value| value.to_vec()).unwrap_or_default();
+    remove_orphan_data(store, index)?;
     let mut snapshot = Snapshot::default();
     // Only when stored: a message field that is set, even to its default, compares unequal
     // to an unset one, and the state must read back exactly as it was written.
@@ -85,10 +102,52 @@ pub(crate) fn load(store: &Store) -> Result<Option<Mirror>, Error> {
     Ok(Some(mirror))
 }
 
+/// Deletes the data of every snapshot but the one at `current`: left by a crash between
+/// the two steps of `RaftLog::save_snapshot`. Only while nothing else writes (open).
+fn remove_orphan_data(store: &Store, current: u64) -> Result<(), Error> {
+    let mut orphans = Vec::new();
+    for row in store.snapshot.iter() {
+        let (key, _) = row?;
+        if data_key_index(&key).is_some_and(|index| index != current) {
+            orphans.push(key);
+        }
+    }
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    let mut batch = store.keyspace.batch().durability(Some(PersistMode::SyncData));
+    for key in orphans {
+        batch.remove(&store.snapshot, key);
+    }
+    batch.commit()?;
+    Ok(())
+}
+
 /// Makes a fresh store: records the initial membership.
-pub(crate) fn initialise(store: &Store, conf_state: &ConfState) -> Result<(), Error> {
+pub(crate) fn initialise(store: &Store, faults: &DiskFaults, conf_state: &ConfState) -> Result<(), Error> {
     let plan = Plan { conf_state: Some(conf_state.clone()), ..Plan::default() };
-    commit(store, std::slice::from_ref(&plan))
+    commit(store, faults, std::slice::from_ref(&plan))
+}
+
+/// Writes the data of the snapshot at `index`, fdatasynced, under its own key: nothing
+/// refers to it until a plan with that snapshot's metadata is committed. Safe to call
+/// while other writes commit.
+pub(crate) fn write_snapshot_data(store: &Store, faults: &DiskFaults, index: u64, data: &[u8]) -> Result<(), Error> {
+    let mut batch = store.keyspace.batch().durability(Some(PersistMode::SyncData));
+    batch.insert(&store.snapshot, data_key(index), data);
+    finish(batch, faults, WriteKind::Snapshot)
+}
+
+/// Asks the fault hook, then commits. An injected failure still hands the batch to the
+/// journal without syncing it, as a real failed fsync leaves the write's fate unknown.
+fn finish(mut batch: fjall::Batch, faults: &DiskFaults, kind: WriteKind) -> Result<(), Error> {
+    if let Err(injected) = faults.before_write(kind) {
+        batch = batch.durability(None);
+        batch.commit()?;
+        return Err(injected);
+    }
+    batch.commit()?;
+    Ok(())
 }
 
 /// Writes `plans`, in order, in one atomic batch, fdatasynced before this returns.
@@ -97,10 +156,11 @@ pub(crate) fn initialise(store: &Store, conf_state: &ConfState) -> Result<(), Er
 /// gives all its writes one sequence number, so two writes of one key in it (an entry
 /// appended by one plan and truncated by the next, as when a follower's unsynced entries
 /// are replaced by a new leader's) would have no defined order.
-pub(crate) fn commit(store: &Store, plans: &[Plan]) -> Result<(), Error> {
+pub(crate) fn commit(store: &Store, faults: &DiskFaults, plans: &[Plan]) -> Result<(), Error> {
     let mut entries: BTreeMap<u64, Option<&Entry>> = BTreeMap::new();
     let mut meta: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     let mut snapshot_data = None;
+    let mut snapshot_index = None;
     for plan in plans {
         if let Some(through) = plan.drop_through {
             remove_range(store, &mut entries, ..=through)?;
@@ -118,8 +178,10 @@ pub(crate) fn commit(store: &Store, plans: &[Plan]) -> Result<(), Error> {
             meta.insert(CONF_STATE, encode(CONF_STATE, conf_state)?);
         }
         if let Some(snapshot) = &plan.snapshot {
+            let index = snapshot.get_metadata().index;
             meta.insert(SNAPSHOT_META, encode(SNAPSHOT_META, snapshot.get_metadata())?);
-            snapshot_data = Some(snapshot.get_data());
+            snapshot_index = Some(index);
+            snapshot_data = (!plan.snapshot_data_written).then(|| (index, snapshot.get_data()));
         }
     }
     let mut batch = store.keyspace.batch().durability(Some(PersistMode::SyncData));
@@ -132,11 +194,20 @@ pub(crate) fn commit(store: &Store, plans: &[Plan]) -> Result<(), Error> {
     for (key, value) in meta {
         batch.insert(&store.meta, key, value);
     }
-    if let Some(data) = snapshot_data {
-        batch.insert(&store.snapshot, SNAPSHOT_DATA, data);
+    if let Some((index, data)) = snapshot_data {
+        batch.insert(&store.snapshot, data_key(index), data);
     }
-    batch.commit()?;
-    Ok(())
+    if let Some(index) = snapshot_index {
+        // Older snapshots' data only: a newer one may be being written by `save_snapshot`.
+        batch.remove(&store.snapshot, LEGACY_SNAPSHOT_DATA);
+        for row in store.snapshot.range(..data_key(index)) {
+            let (key, _) = row?;
+            if data_key_index(&key).is_some() {
+                batch.remove(&store.snapshot, key);
+            }
+        }
+    }
+    finish(batch, faults, WriteKind::Log)
 }
 
 /// Marks for removal every entry in `range`: those stored, and those earlier plans of

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{TempLog, append, conf_state, entries, entry, hard_state, observe, snapshot};
-use gantry_raftlog::LogWrite;
+use gantry_raftlog::{LogWrite, RaftLog};
 use raft::Storage;
 
 #[test]
@@ -166,4 +166,32 @@ fn rejected_stage_changes_nothing() {
     assert_eq!(observe(&store.log), before);
     store.log.sync().expect("sync");
     assert_eq!(observe(&store.reopen().log), before);
+}
+
+/// Stores written before snapshot data had per-index keys kept it under `"data"`: it is
+/// still restored, and replaced by the next snapshot.
+#[test]
+fn snapshot_data_under_the_old_key_is_restored_and_replaced() {
+    let store = TempLog::new(&[1]);
+    store.log.persist(&append(entries(1, 8, 3))).expect("persist");
+    store.log.save_snapshot(5, conf_state(&[1]), b"state at 5".to_vec()).expect("save snapshot");
+    let path = store.path();
+    let TempLog { log, dir } = store;
+    drop(log);
+    {
+        // Move the data to where older versions kept it.
+        let keyspace = fjall::Config::new(&path).open().expect("open keyspace");
+        let partition =
+            keyspace.open_partition("snapshot", fjall::PartitionCreateOptions::default()).expect("partition");
+        let new_key = format!("data-{:020}", 5);
+        let data = partition.get(&new_key).expect("read").expect("data under its index");
+        partition.insert("data", data).expect("insert");
+        partition.remove(new_key).expect("remove");
+        keyspace.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    let store = TempLog { log: RaftLog::open(&path, &[]).expect("reopen"), dir };
+    assert_eq!(store.log.latest_snapshot().get_data(), b"state at 5");
+    store.log.save_snapshot(7, conf_state(&[1]), b"state at 7".to_vec()).expect("next snapshot");
+    let store = store.reopen();
+    assert_eq!(store.log.latest_snapshot().get_data(), b"state at 7");
 }

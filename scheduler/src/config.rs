@@ -125,6 +125,10 @@ pub struct RaftConfig {
     /// Take a snapshot and compact the log every this many applied entries (up to 4×
     /// that while the state is large and little was written; see `snapshot_policy`).
     pub snapshot_every: u64,
+    /// Testing aid: a file whose contents (`delay_ms=N`, `fail=fsync`, `fail=snapshot`)
+    /// delay or fail the raft log's writes, re-checked before each one; unset or absent
+    /// means no fault. See docs/faults.md. Never set it in production.
+    pub fault_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -205,7 +209,13 @@ impl Default for RaftConfig {
     fn default() -> Self {
         // 50 ms ticks, elections after 0.5–1 s of silence, heartbeats every 100 ms:
         // fail over within a second while tolerating a loaded 2-core machine.
-        RaftConfig { tick: Duration::from_millis(50), election_ticks: 10, heartbeat_ticks: 2, snapshot_every: 10_000 }
+        RaftConfig {
+            tick: Duration::from_millis(50),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            snapshot_every: 10_000,
+            fault_file: None,
+        }
     }
 }
 
@@ -350,6 +360,9 @@ impl Config {
         if let Some(v) = var("GANTRY_CLIENT_CONFIG") {
             self.auth.client_config = Some(PathBuf::from(v));
         }
+        if let Some(v) = var("GANTRY_RAFT_FAULT_FILE") {
+            self.raft.fault_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = var("GANTRY_EMBEDDED_AGENT") {
             self.agent.embedded = parse("GANTRY_EMBEDDED_AGENT", v)?;
         }
@@ -462,6 +475,7 @@ mod tests {
             url = "https://s3:7444"
             [raft]
             tick = "100ms"
+            fault_file = "/tmp/x-fault"
             [[auth.tokens]]
             name = "team-a"
             token = "0123456789abcdef0123"
@@ -470,6 +484,8 @@ mod tests {
         let c: Config = toml::from_str(text).unwrap();
         c.validate().unwrap();
         assert_eq!(c.raft.tick, Duration::from_millis(100));
+        assert_eq!(c.raft.fault_file.as_deref(), Some(Path::new("/tmp/x-fault")));
+        assert_eq!(Config::default().raft.fault_file, None, "the disk fault hook is off unless configured");
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.auth.tokens[0].token.expose(), "0123456789abcdef0123");
     }

@@ -48,6 +48,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         election_ticks: config.raft.election_ticks,
         heartbeat_ticks: config.raft.heartbeat_ticks,
         snapshot_every: config.raft.snapshot_every,
+        fault_file: config.raft.fault_file.clone(),
         client_tls,
     };
     let (handle, raft_task) = raft::start(opts, &config.replica.data_dir, cancel.child_token())?;

@@ -21,11 +21,11 @@ mod snapshot_policy;
 mod task;
 mod transport;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use gantry_raftlog::RaftLog;
+use gantry_raftlog::{DiskFaults, RaftLog};
 use raft::{RawNode, ReadOnlyOption};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -112,6 +112,8 @@ pub struct RaftOptions {
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
     pub snapshot_every: u64,
+    /// The raft log's disk fault hook (`[raft] fault_file`), for fault-injection tests.
+    pub fault_file: Option<PathBuf>,
     pub client_tls: Option<ClientTlsConfig>,
 }
 
@@ -138,7 +140,14 @@ pub fn start(
         old_log.display(),
         log_dir.display()
     );
-    let log = RaftLog::open(&log_dir, &voters)?;
+    let faults = match &opts.fault_file {
+        Some(path) => {
+            tracing::warn!(path = %path.display(), "raft log disk fault hook configured (a testing aid)");
+            DiskFaults::file(path)
+        }
+        None => DiskFaults::none(),
+    };
+    let log = RaftLog::open_with_faults(&log_dir, &voters, faults)?;
     let snapshot = log.latest_snapshot();
     let mut state = if snapshot.get_data().is_empty() {
         State::default()
@@ -213,6 +222,7 @@ mod tests {
             election_ticks: 10,
             heartbeat_ticks: 2,
             snapshot_every: 100,
+            fault_file: None,
             client_tls: None,
         }
     }

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::counters::Counters;
-use super::task::Event;
+use super::task::{Event, exit_on_storage_failure};
 use super::transport::Transport;
 
 pub struct PersistJob {
     pub number: u64,
     /// Messages raft allows out only after this write is on disk (votes, append acks).
     pub after: Vec<Message>,
-    /// False when the write may wait for a later fsync (see `task::must_sync`).
+    /// False when the write may wait for a later fsync (see `task::ready::must_sync`).
     pub sync: bool,
 }
 
@@ -57,10 +57,7 @@ pub fn spawn(
                 Counters::add(&counters.log_syncs, 1);
                 Counters::add(&counters.log_sync_micros, started.elapsed().as_micros() as u64);
                 if let Err(e) = synced {
-                    // A failed fsync leaves the disk in an unknown state: continuing
-                    // could acknowledge writes that are not durable. Stop the process.
-                    tracing::error!(error = %e, "raft log write failed; exiting");
-                    std::process::exit(70);
+                    exit_on_storage_failure("syncing the raft log", &e);
                 }
                 transport.send(after);
                 if events.send(Event::Persisted(number)).is_err() {
