@@ -12,6 +12,7 @@
 //! forwards the ReadIndex to the leader, then the follower waits until it has applied
 //! that index).
 
+mod catchup;
 mod counters;
 mod handle;
 mod logger;
@@ -148,6 +149,13 @@ pub fn start(
         None => DiskFaults::none(),
     };
     let log = RaftLog::open_with_faults(&log_dir, &voters, faults)?;
+    let catch_up = catchup::CatchUpFloor::load(data_dir)?;
+    if catch_up.floor() > 0 {
+        tracing::warn!(
+            floor = catch_up.floor(),
+            "catching up after a lost disk: not voting until the log reaches the floor"
+        );
+    }
     let snapshot = log.latest_snapshot();
     let mut state = if snapshot.get_data().is_empty() {
         State::default()
@@ -194,6 +202,7 @@ pub fn start(
         task::TaskParts {
             raw,
             log,
+            catch_up,
             state: state.clone(),
             applied_tx,
             view_tx,

@@ -31,6 +31,7 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::catchup::CatchUpFloor;
 use super::counters::Counters;
 use super::persist::PersistJob;
 use super::transport::Transport;
@@ -105,6 +106,8 @@ pub struct RaftTask {
     cfg: TaskConfig,
     raw: RawNode<RaftLog>,
     log: RaftLog,
+    /// See `recovery`: votes withheld until the durable log reaches it.
+    catch_up: CatchUpFloor,
     conf_state: ConfState,
     state: Arc<RwLock<State>>,
     applied_tx: watch::Sender<u64>,
@@ -145,6 +148,7 @@ pub struct RaftTask {
 pub struct TaskParts {
     pub raw: RawNode<RaftLog>,
     pub log: RaftLog,
+    pub catch_up: CatchUpFloor,
     pub state: Arc<RwLock<State>>,
     pub applied_tx: watch::Sender<u64>,
     pub view_tx: watch::Sender<ReplicaView>,
@@ -167,6 +171,7 @@ impl RaftTask {
             cfg,
             raw: parts.raw,
             log: parts.log,
+            catch_up: parts.catch_up,
             conf_state,
             state: parts.state,
             applied_tx: parts.applied_tx,
@@ -228,6 +233,7 @@ impl RaftTask {
 
     fn on_tick(&mut self) {
         self.raw.tick();
+        self.clear_catch_up_floor();
         // raft-rs drops read requests a leader cannot serve yet (no entry of its term
         // committed) or that a follower cannot forward (no leader): re-issue them.
         let now = Instant::now();

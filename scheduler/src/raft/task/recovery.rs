@@ -9,6 +9,12 @@
 //!   leader to re-admit it (`Rejoin`): the leader removes and re-adds it, tracks it from
 //!   an empty log and sends it a snapshot.
 //!
+//! - catching up can stop halfway (the leader dies while streaming entries), leaving a
+//!   log that is no longer empty yet lacks entries it once acknowledged: so the highest
+//!   commit index a leader reported while this replica was behind it is kept durably as
+//!   its catch-up floor (`raft::catchup`), and votes stay withheld until the durable log
+//!   reaches it, across restarts.
+//!
 //! A brand-new cluster still elects its first leader: every log is empty then. An empty
 //! replica's acknowledgements need no guard: it acknowledges only entries it holds.
 
@@ -25,9 +31,16 @@ impl RaftTask {
     /// and re-add us, after which the leader tracks us from an empty log and sends a
     /// snapshot.
     pub(super) fn lost_data(&mut self, m: &Message) -> bool {
-        if m.get_msg_type() != MessageType::MsgHeartbeat || m.commit <= self.raw.raft.raft_log.last_index() {
+        let last_index = self.raw.raft.raft_log.last_index();
+        if last_index == 0 && leader_message(m) && m.commit > 0 {
+            // An empty log hearing of committed entries: new, or its disk was lost. Being
+            // wrong costs a new replica only a vote withheld until it has caught up.
+            self.raise_catch_up_floor(m.commit);
+        }
+        if m.get_msg_type() != MessageType::MsgHeartbeat || m.commit <= last_index {
             return false;
         }
+        self.raise_catch_up_floor(m.commit);
         let now = Instant::now();
         if self.last_rejoin_request.is_none_or(|t| now.duration_since(t) > Duration::from_secs(1)) {
             self.last_rejoin_request = Some(now);
@@ -51,7 +64,9 @@ impl RaftTask {
     /// Drops a vote request this replica must not answer (see the module docs).
     pub(super) fn withhold_vote(&mut self, m: &Message) -> bool {
         let own_last = self.raw.raft.raft_log.last_index();
-        if !must_withhold_vote(own_last, m) {
+        let persisted = self.raw.raft.raft_log.persisted;
+        let below_floor = is_vote_request(m) && self.catch_up.holds(persisted);
+        if !must_withhold_vote(own_last, m) && !below_floor {
             return false;
         }
         let now = Instant::now();
@@ -60,19 +75,48 @@ impl RaftTask {
             tracing::warn!(
                 candidate = m.from,
                 candidate_last_index = m.index,
-                "not voting: this replica's log is empty (new, or its disk was lost) and the candidate's is not; \
-                 waiting for the leader's snapshot"
+                floor = self.catch_up.floor(),
+                persisted,
+                "not voting: this replica's log is empty or below its catch-up floor (its disk was lost); \
+                 waiting to catch up from the leader"
             );
         }
         true
     }
+
+    fn raise_catch_up_floor(&mut self, commit: u64) {
+        if let Err(e) = self.catch_up.raise(commit) {
+            // Voting without the floor could elect a candidate missing acknowledged
+            // entries: stop, as for any other storage failure.
+            tracing::error!(error = %e, "cannot record the catch-up floor");
+            std::process::exit(super::STORAGE_FAILED_EXIT);
+        }
+    }
+
+    /// Forgets the catch-up floor once the durable log has reached it.
+    pub(super) fn clear_catch_up_floor(&mut self) {
+        let persisted = self.raw.raft.raft_log.persisted;
+        match self.catch_up.clear_if_reached(persisted) {
+            Ok(true) => tracing::info!(persisted, "caught up after a lost disk: voting again"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot remove the catch-up floor; still not voting"),
+        }
+    }
+}
+
+fn is_vote_request(m: &Message) -> bool {
+    matches!(m.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote)
+}
+
+/// Messages only a leader sends, whose `commit` is the leader's commit index.
+fn leader_message(m: &Message) -> bool {
+    matches!(m.get_msg_type(), MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot)
 }
 
 /// True for a vote or pre-vote request that a replica whose last index is `own_last`
 /// must not grant: its log is empty and the candidate's is not.
 fn must_withhold_vote(own_last: u64, m: &Message) -> bool {
-    let vote = matches!(m.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
-    vote && own_last == 0 && (m.index > 0 || m.log_term > 0)
+    is_vote_request(m) && own_last == 0 && (m.index > 0 || m.log_term > 0)
 }
 
 #[cfg(test)]
