@@ -5,8 +5,13 @@
 //!   prepare ─► create_and_start ─► report RUNNING ─► wait ─┬─ exit 0 ─► UPLOADING ─► copy outputs ─► SUCCEEDED
 //!      │                                                   ├─ exit n ─► FAILED (exit code, last log lines)
 //!      └─ error ─► FAILED (reason)                          ├─ Stop ───► stop container ─► STOPPED
-//!                                                          └─ Abandon ► remove container (no report)
+//!                                                          ├─ Abandon ► remove container (no report)
+//!                                                          └─ Release ► remove container ─► GONE
 //! ```
+//!
+//! Release comes once the workload has ended (its own end or another rank's): the
+//! scheduler holds the rank's GPUs until GONE is durable, so a container still alive
+//! (a gang peer, a node that came back) is never sharing a device with the next one.
 //!
 //! The container is removed only after its end was acknowledged: an agent killed in
 //! between finds the exited container on restart and reports it again (reports are
@@ -33,7 +38,9 @@ use super::storage::{Storage, copy_tree};
 use super::wheels::PipConfig;
 use crate::contract::{EXIT_ENTRY_POINT_MISSING, EXIT_REQUIREMENTS_FAILED};
 use crate::logstore::{LogLimits, LogStore};
-use crate::runtime::{ContainerId, ContainerInfo, ContainerRuntime, ContainerState, RuntimeError};
+use crate::runtime::{
+    ContainerId, ContainerInfo, ContainerRuntime, ContainerState, LabelSelector, RuntimeError, labels,
+};
 
 /// What the reconciler wants of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +48,17 @@ pub enum Control {
     Run,
     Stop,
     Abandon,
+    /// The workload has ended: remove the container and report the rank GONE.
+    Release,
+}
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Its container's life is over (reported, or moot).
+    Done,
+    /// Its released rank's container is gone and the scheduler knows it.
+    Released,
 }
 
 /// Lines of output quoted in a failure reason.
@@ -86,14 +104,59 @@ impl WorkerEnv {
     }
 }
 
-/// Runs one container's life. Returns when its end was reported (or is moot).
+/// Runs one container's life, and its release once asked for. Returns when its end was
+/// reported (or is moot).
 pub async fn run(
     env: Arc<WorkerEnv>,
     a: WorkAssignment,
     existing: Option<ContainerInfo>,
     mut control: watch::Receiver<Control>,
+) -> Ended {
+    if *control.borrow() != Control::Release {
+        run_container(&env, &a, existing, control.clone()).await;
+        if *control.borrow() != Control::Release {
+            return Ended::Done;
+        }
+    }
+    release(&env, &Key::of(&a), &mut control).await
+}
+
+/// Removes every container of the released rank, then reports it GONE. `Done` when
+/// either failed: the reconciler starts a release again on its next round.
+async fn release(env: &WorkerEnv, key: &Key, control: &mut watch::Receiver<Control>) -> Ended {
+    let selector = LabelSelector::new()
+        .with(labels::CLUSTER, &env.cluster)
+        .with(labels::NODE, &env.node_id)
+        .with(labels::WORKLOAD, &key.workload_id)
+        .with(labels::RANK, &key.rank.to_string());
+    let containers = match env.runtime.list(&selector).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(workload = %key.workload_id, rank = key.rank, error = %e, "listing a released rank failed");
+            return Ended::Done;
+        }
+    };
+    for c in containers {
+        tracing::info!(container = %c.name, "workload ended; removing its container");
+        if let Err(e) = env.runtime.remove(&c.id).await {
+            tracing::warn!(container = %c.name, error = %e, "removing a released container failed; retrying later");
+            return Ended::Done;
+        }
+    }
+    let _ = std::fs::remove_dir_all(env.work_dir(key));
+    match env.reporter.report(&key.workload_id, key.rank, "GONE", String::new(), control).await {
+        Reported::Acknowledged | Reported::Gone => Ended::Released,
+        Reported::Abandoned => Ended::Done,
+    }
+}
+
+async fn run_container(
+    env: &Arc<WorkerEnv>,
+    a: &WorkAssignment,
+    existing: Option<ContainerInfo>,
+    mut control: watch::Receiver<Control>,
 ) {
-    let key = Key::of(&a);
+    let key = Key::of(a);
     let store = match LogStore::open(&env.log_dir(&a.workload_id, a.rank), env.log_limits) {
         Ok(s) => s,
         Err(e) => {
@@ -108,7 +171,7 @@ pub async fn run(
     let existing = match existing {
         Some(c) if c.state == ContainerState::Created => {
             tracing::info!(container = %c.name, "removing a container that was never started");
-            remove(&env, &c.id).await;
+            remove(env, &c.id).await;
             None
         }
         other => other,
@@ -127,7 +190,7 @@ pub async fn run(
                 }
                 return;
             }
-            match start(&env, &a, &key).await {
+            match start(env, a, &key).await {
                 Ok((id, prepared)) => (id, 0, Some(prepared.outputs)),
                 Err(reason) => {
                     let mut store = store;
@@ -143,7 +206,7 @@ pub async fn run(
     let pump = tokio::spawn(logpump::pump(env.runtime.clone(), id.clone(), store, skip));
     if env.reporter.report(&a.workload_id, a.rank, "RUNNING", String::new(), &mut control).await == Reported::Abandoned
     {
-        abandon(&env, &id, pump).await;
+        abandon(env, &id, pump).await;
         return;
     }
     let outcome = tokio::select! {
@@ -152,8 +215,8 @@ pub async fn run(
     };
     let wanted = *control.borrow();
     match (outcome, wanted) {
-        (None, Control::Abandon) => {
-            abandon(&env, &id, pump).await;
+        (None, Control::Abandon | Control::Release) => {
+            abandon(env, &id, pump).await;
             return;
         }
         (None, _) => {
@@ -165,7 +228,7 @@ pub async fn run(
             if env.reporter.report(&a.workload_id, a.rank, "STOPPED", String::new(), &mut control).await
                 != Reported::Abandoned
             {
-                remove(&env, &id).await;
+                remove(env, &id).await;
             }
         }
         (Some(exit), _) => {
@@ -173,12 +236,12 @@ pub async fn run(
             let reader = store.as_ref().map(LogStore::reader);
             finish_log(store);
             let (phase, reason) = match exit {
-                Ok(0) => upload(&env, &a, &key, outputs, &mut control).await,
+                Ok(0) => upload(env, a, &key, outputs, &mut control).await,
                 Ok(code) => ("FAILED", failure_reason(code, reader.as_ref())),
                 Err(e) => ("FAILED", format!("lost track of the container: {e}")),
             };
             if env.reporter.report(&a.workload_id, a.rank, phase, reason, &mut control).await != Reported::Abandoned {
-                remove(&env, &id).await;
+                remove(env, &id).await;
             }
         }
     }
