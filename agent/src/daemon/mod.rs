@@ -18,6 +18,7 @@ mod confirm;
 mod desired;
 mod identity;
 mod link;
+mod live_log;
 mod logs;
 mod metrics;
 pub mod reconcile;

@@ -1,5 +1,6 @@
 //! One worker per assigned container: it starts (or adopts) the container, follows its
-//! output into the log store, and turns its end into a report.
+//! output into the log store (or to live followers only, with log management off),
+//! and turns its end into a report.
 //!
 //! ```text
 //!   prepare ─► create_and_start ─► report RUNNING ─► wait ─┬─ exit 0 ─► UPLOADING ─► copy outputs ─► SUCCEEDED
@@ -18,6 +19,7 @@
 //! idempotent on the scheduler), so no outcome is lost.
 
 mod logpump;
+mod output;
 mod prepare;
 mod report;
 mod writable;
@@ -37,10 +39,11 @@ use super::reconcile::Key;
 use super::storage::{Storage, copy_tree};
 use super::wheels::PipConfig;
 use crate::contract::{EXIT_ENTRY_POINT_MISSING, EXIT_REQUIREMENTS_FAILED};
-use crate::logstore::{LogLimits, LogStore};
+use crate::logstore::LogLimits;
 use crate::runtime::{
     ContainerId, ContainerInfo, ContainerRuntime, ContainerState, LabelSelector, RuntimeError, labels,
 };
+use output::Output;
 
 /// What the reconciler wants of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +160,7 @@ async fn run_container(
     mut control: watch::Receiver<Control>,
 ) {
     let key = Key::of(a);
-    let store = match LogStore::open(&env.log_dir(&a.workload_id, a.rank), env.log_limits) {
+    let store = match Output::open(env, a) {
         Ok(s) => s,
         Err(e) => {
             let reason = format!("cannot keep the logs on node {}: {e}", env.node_id);
@@ -165,7 +168,7 @@ async fn run_container(
             return;
         }
     };
-    env.logs.insert(&key, store.reader());
+    env.logs.insert(&key, store.source());
     // A container created but never started (the agent died between the two) has no
     // run to adopt, and the engine would report it as exited 0: start afresh.
     let existing = match existing {
@@ -179,7 +182,7 @@ async fn run_container(
     let (id, skip, outputs) = match existing {
         Some(c) => {
             tracing::info!(container = %c.name, state = ?c.state, "adopting container");
-            let skip = store.total_lines();
+            let skip = store.lines_kept();
             (c.id, skip, None)
         }
         None => {
@@ -194,7 +197,7 @@ async fn run_container(
                 Ok((id, prepared)) => (id, 0, Some(prepared.outputs)),
                 Err(reason) => {
                     let mut store = store;
-                    let _ = store.append(&format!("gantry: {reason}"));
+                    let _ = store.append(vec![format!("gantry: {reason}")]);
                     finish_log(Some(store));
                     tracing::warn!(workload = %a.workload_id, rank = a.rank, %reason, "container could not start");
                     env.reporter.report(&a.workload_id, a.rank, "FAILED", reason, &mut control).await;
@@ -233,11 +236,11 @@ async fn run_container(
         }
         (Some(exit), _) => {
             let store = pump.await.ok();
-            let reader = store.as_ref().map(LogStore::reader);
+            let tail = store.as_ref().map(|s| s.last_lines(REASON_LINES)).unwrap_or_default();
             finish_log(store);
             let (phase, reason) = match exit {
                 Ok(0) => upload(env, a, &key, outputs, &mut control).await,
-                Ok(code) => ("FAILED", failure_reason(code, reader.as_ref())),
+                Ok(code) => ("FAILED", failure_reason(code, &tail)),
                 Err(e) => ("FAILED", format!("lost track of the container: {e}")),
             };
             if env.reporter.report(&a.workload_id, a.rank, phase, reason, &mut control).await != Reported::Abandoned {
@@ -326,7 +329,7 @@ async fn upload(
 
 /// FAIL TRAIN's reason: the exit code, what it means when Gantry knows, and the end of
 /// the output.
-fn failure_reason(code: i64, reader: Option<&crate::logstore::LogReader>) -> String {
+fn failure_reason(code: i64, tail: &[String]) -> String {
     let meaning = match code {
         EXIT_REQUIREMENTS_FAILED => " (requirements.txt could not be installed)",
         EXIT_ENTRY_POINT_MISSING => " (entry point not found)",
@@ -334,7 +337,6 @@ fn failure_reason(code: i64, reader: Option<&crate::logstore::LogReader>) -> Str
         143 => " (terminated: SIGTERM)",
         _ => "",
     };
-    let tail = reader.and_then(|r| r.last_lines(REASON_LINES).ok()).unwrap_or_default();
     if tail.is_empty() {
         format!("exit code {code}{meaning}")
     } else {
@@ -354,7 +356,7 @@ async fn wait_for_control(control: &mut watch::Receiver<Control>) {
     }
 }
 
-async fn abandon(env: &WorkerEnv, id: &ContainerId, pump: tokio::task::JoinHandle<LogStore>) {
+async fn abandon(env: &WorkerEnv, id: &ContainerId, pump: tokio::task::JoinHandle<Output>) {
     tracing::info!(container = %id, "workload no longer assigned here; removing its container");
     remove(env, id).await;
     finish_log(pump.await.ok());
@@ -366,10 +368,8 @@ async fn remove(env: &WorkerEnv, id: &ContainerId) {
     }
 }
 
-fn finish_log(store: Option<LogStore>) {
-    if let Some(mut s) = store
-        && let Err(e) = s.flush().and_then(|()| s.finish())
-    {
-        tracing::warn!(error = %e, "finishing the log failed");
+fn finish_log(output: Option<Output>) {
+    if let Some(o) = output {
+        o.finish();
     }
 }
