@@ -37,7 +37,7 @@ enum Cmd {
         #[arg(long, default_value_t = 10.0)]
         minutes: f64,
         /// Fault kinds (default: all): kill, pause, partition, isolate-leader,
-        /// one-way-drop, clock-jump, full-disk, agent-loss, wipe.
+        /// one-way-drop, clock-jump, full-disk, slow-disk, agent-loss, wipe.
         #[arg(long, value_delimiter = ',')]
         faults: Vec<String>,
         /// Agents (each with two fake GPUs).

@@ -188,7 +188,13 @@ mod tests {
             })
             .finish();
         let mut stdout = Vec::new();
-        let secrets = tracing::subscriber::with_default(subscriber, || prepare_to(&config, &mut stdout)).unwrap();
+        let secrets = tracing::subscriber::with_default(subscriber, || {
+            // Another test thread may have cached these callsites as disabled while no
+            // subscriber was set: make them ask again, or the capture stays empty.
+            tracing::callsite::rebuild_interest_cache();
+            prepare_to(&config, &mut stdout)
+        })
+        .unwrap();
 
         let token_path = config.replica.data_dir.join("admin-token");
         let token = fs::read_to_string(&token_path).unwrap();

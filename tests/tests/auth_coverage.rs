@@ -69,6 +69,7 @@ const EXPECTATIONS: &[(&str, Rule)] = &[
     ("gantry.v1.AgentService/Register", Rule::Agent),
     ("gantry.v1.AgentService/Session", Rule::Agent),
     ("gantry.v1.AgentService/ReportContainer", Rule::Agent),
+    ("gantry.v1.AgentService/Assignments", Rule::Agent),
     ("gantry.v1.AgentService/RenewCertificate", Rule::Agent),
     ("gantry.v1.RaftService/Step", Rule::PeerOnly),
     ("gantry.v1.RaftService/StepStream", Rule::PeerOnly),
@@ -133,6 +134,9 @@ fn body(
                 reason: "forged".into(),
             };
             return Ok(report.encode_to_vec());
+        }
+        "/gantry.v1.AgentService/Assignments" => {
+            return Ok(pb::AssignmentsRequest { node_id: VICTIM.into() }.encode_to_vec());
         }
         _ => {}
     }

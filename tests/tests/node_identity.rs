@@ -230,6 +230,12 @@ async fn a_node_reports_only_the_containers_placed_on_it() -> anyhow::Result<()>
     // A cannot open B's session.
     let refused = a.session("node-b").await.map(|_| ());
     assert_eq!(refused.map_err(|s| s.code()), Err(Code::PermissionDenied), "A opens B's session");
+    // Nor read B's assignments; B reads its own, linearizably.
+    let read = |node: &str| pb::AssignmentsRequest { node_id: node.into() };
+    expect_code(a.agent.clone().assignments(read("node-b")).await, Code::PermissionDenied, "A reads B's assignments");
+    let own = b.agent.clone().assignments(read("node-b")).await?.into_inner();
+    assert!(own.items.iter().any(|w| w.workload_id == workload), "B's assignments: {own:?}");
+    assert!(own.applied_index > 0);
 
     // B's own report is accepted: the refusals above were about ownership, not format.
     expect_ok(b.agent.clone().report_container(b.report("node-b", &workload, 0, "RUNNING")).await, "B reports");

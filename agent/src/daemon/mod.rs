@@ -6,15 +6,19 @@
 //!        │
 //!        ├─ session × replicas ──► Desired (newest assignment set) ◄─ heartbeats/metrics up
 //!        │                                   │
-//!        └─ reconcile loop: plan(desired, workers, containers) ──► Start/Stop/Abandon/RemoveOrphan
-//!                                                                      │
+//!        └─ reconcile loop: plan(desired, workers, containers) ──► Start/Stop/Release/Abandon/Remove…
+//!              │ (confirm::round: a linearizable read before acting on an absence;   │
+//!              │  acted: the index acted on, persisted, so a restart never goes back) │
 //!                                                 worker per container ┴─► runtime + log store + reports
 //! ```
 
+mod acted;
 pub mod config;
+mod confirm;
 mod desired;
 mod identity;
 mod link;
+mod live_log;
 mod logs;
 mod metrics;
 pub mod reconcile;
@@ -24,7 +28,7 @@ pub mod storage;
 pub mod wheels;
 mod worker;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -34,10 +38,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use acted::ActedIndex;
 pub use config::AgentConfig;
+use confirm::{Latest, LinkLatest};
 use desired::Desired;
-use reconcile::{Action, Key, WorkerView};
-use worker::{Control, WorkerEnv};
+use reconcile::{Action, Finished, Key, WorkerView};
+use worker::{Control, Ended, WorkerEnv};
 
 use crate::gpu::{self, FakeGpus, GpuConfig, GpuSource};
 use crate::inventory::{HostProbe, SysinfoHost, node_inventory};
@@ -54,6 +60,7 @@ struct Worker {
 /// Runs the agent until `cancel` fires. Calls `ready` once the node is registered.
 pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnOnce()) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
+    let acted = ActedIndex::open(&config.state_dir)?;
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(DockerRuntime::connect(&config.docker).await?);
     let (gpus, gpu_source) = gpu_source(&config.gpu);
     let mut host = SysinfoHost::new(&config.state_dir)?;
@@ -108,7 +115,7 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
         stop_grace: config.stop_grace,
         hardening: config.docker.hardening.clone(),
     });
-    let desired = Desired::default();
+    let desired = Desired::restored(acted.get());
     let session_ctx = Arc::new(session::SessionCtx {
         node_id: node_id.clone(),
         desired: desired.clone(),
@@ -127,7 +134,8 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
         Err(e) => tracing::warn!(error = %e, "listing workload networks failed"),
     }
     ready();
-    reconcile_loop(env, desired, selector, running, cancel).await;
+    let latest = LinkLatest { link: link.clone(), node_id: node_id.clone() };
+    reconcile_loop(env, Reconciling { desired, acted, latest: Box::new(latest) }, selector, running, cancel).await;
     Ok(())
 }
 
@@ -175,30 +183,56 @@ async fn join_with_retry(
     }
 }
 
+/// What the reconcile loop acts on, and the record of how far it has acted.
+struct Reconciling {
+    desired: Desired,
+    acted: ActedIndex,
+    latest: Box<dyn Latest>,
+}
+
 async fn reconcile_loop(
     env: Arc<WorkerEnv>,
-    desired: Desired,
+    mut r: Reconciling,
     selector: LabelSelector,
     running: Arc<AtomicU32>,
     cancel: CancellationToken,
 ) {
-    let mut desired_rx = desired.subscribe();
+    let mut desired_rx = r.desired.subscribe();
     let mut workers: BTreeMap<Key, Worker> = BTreeMap::new();
-    let mut tasks: JoinSet<Key> = JoinSet::new();
-    let mut done: BTreeSet<Key> = BTreeSet::new();
+    let mut tasks: JoinSet<(Key, Ended)> = JoinSet::new();
+    let mut finished = Finished::default();
     loop {
         let current = desired_rx.borrow_and_update().clone();
-        if let Some((_, items)) = &current {
+        if let Some(set) = &current {
             match env.runtime.list(&selector).await {
                 Ok(containers) => {
                     let views = workers
                         .iter()
-                        .map(|(k, w)| (k.clone(), WorkerView { stopping: *w.control.borrow() != Control::Run }))
+                        .map(|(k, w)| {
+                            let control = *w.control.borrow();
+                            let view = WorkerView {
+                                stopping: control != Control::Run,
+                                releasing: control == Control::Release,
+                            };
+                            (k.clone(), view)
+                        })
                         .collect();
                     // Keys the scheduler no longer lists cannot come back: forget them.
-                    done.retain(|k| items.iter().any(|a| Key::of(a) == *k));
-                    for action in reconcile::plan(items, &views, &done, &containers) {
-                        apply(&env, action, &mut workers, &mut tasks).await;
+                    let listed = |k: &Key| set.1.iter().any(|a| Key::of(a) == *k);
+                    finished.done.retain(listed);
+                    finished.released.retain(listed);
+                    let round = confirm::round(set, &views, &finished, &containers, r.latest.as_ref()).await;
+                    if let Some((index, items)) = round.confirmed {
+                        r.desired.offer(index, items);
+                    }
+                    // Durable before acting: a restart must not go back behind it.
+                    match r.acted.advance(round.index) {
+                        Ok(()) => {
+                            for action in round.actions {
+                                apply(&env, action, &mut workers, &mut tasks).await;
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot record the assignment index; not acting"),
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "listing containers failed"),
@@ -208,11 +242,14 @@ async fn reconcile_loop(
         tokio::select! {
             _ = cancel.cancelled() => break,
             changed = desired_rx.changed() => if changed.is_err() { break },
-            Some(finished) = tasks.join_next() => {
-                if let Ok(key) = finished {
+            Some(joined) = tasks.join_next() => {
+                if let Ok((key, ended)) = joined {
                     workers.remove(&key);
                     env.logs.remove(&key);
-                    done.insert(key);
+                    match ended {
+                        Ended::Done => finished.done.insert(key),
+                        Ended::Released => finished.released.insert(key),
+                    };
                 }
             }
             _ = tokio::time::sleep(RESYNC_EVERY) => {}
@@ -222,19 +259,32 @@ async fn reconcile_loop(
     tasks.abort_all();
 }
 
-async fn apply(env: &Arc<WorkerEnv>, action: Action, workers: &mut BTreeMap<Key, Worker>, tasks: &mut JoinSet<Key>) {
+async fn apply(
+    env: &Arc<WorkerEnv>,
+    action: Action,
+    workers: &mut BTreeMap<Key, Worker>,
+    tasks: &mut JoinSet<(Key, Ended)>,
+) {
     match action {
         Action::Start { assignment, existing } => {
             let key = Key::of(&assignment);
-            let initial = if assignment.stop { Control::Stop } else { Control::Run };
+            let initial = if assignment.release {
+                Control::Release
+            } else if assignment.stop {
+                Control::Stop
+            } else {
+                Control::Run
+            };
             let (control, rx) = watch::channel(initial);
             let env = env.clone();
             let task_key = key.clone();
-            tasks.spawn(async move {
-                worker::run(env, assignment, existing, rx).await;
-                task_key
-            });
+            tasks.spawn(async move { (task_key, worker::run(env, assignment, existing, rx).await) });
             workers.insert(key, Worker { control });
+        }
+        Action::Release(key) => {
+            if let Some(w) = workers.get(&key) {
+                let _ = w.control.send(Control::Release);
+            }
         }
         Action::Stop(key) => {
             if let Some(w) = workers.get(&key) {
@@ -244,6 +294,12 @@ async fn apply(env: &Arc<WorkerEnv>, action: Action, workers: &mut BTreeMap<Key,
         Action::Abandon(key) => {
             if let Some(w) = workers.get(&key) {
                 let _ = w.control.send(Control::Abandon);
+            }
+        }
+        Action::RemoveLeftover(c) => {
+            tracing::info!(container = %c.name, "removing the leftover container of a finished rank");
+            if let Err(e) = env.runtime.remove(&c.id).await {
+                tracing::warn!(container = %c.name, error = %e, "removing leftover failed");
             }
         }
         Action::RemoveOrphan(c) => {

@@ -80,6 +80,14 @@ pub async fn carry_out(cluster: &ProcessCluster, agents: &[AgentProcess], fault:
                 if restarted { "; it stopped and was restarted" } else { "" }
             ))
         }
+        FaultKind::SlowDisk => {
+            let i = pick(&fault.target).await;
+            let delay = Duration::from_millis(fault.jump_s.unsigned_abs());
+            cluster.slow_disk(i, delay)?;
+            hold().await;
+            cluster.heal_disk(i)?;
+            Ok(format!("slowed replica {i}'s disk by {delay:?} per write for {:?}", fault.hold))
+        }
         FaultKind::Wipe => {
             let i = pick(&fault.target).await;
             cluster.kill(i).await?;
@@ -118,6 +126,7 @@ pub async fn heal_everything(cluster: &ProcessCluster, agents: &[AgentProcess]) 
     cluster.reset_clocks()?;
     for i in 0..cluster.len() {
         let _ = cluster.drain_disk(i);
+        cluster.heal_disk(i)?;
         if cluster.is_running(i) {
             cluster.resume(i)?;
         } else {

@@ -29,6 +29,8 @@ pub enum FaultKind {
     ClockJump,
     /// Fill a replica's disk; drain it after the hold (and restart it if it stopped).
     FullDisk,
+    /// Delay every raft log write+fsync of a replica (the leader half of the time).
+    SlowDisk,
     /// SIGKILL an agent, restart it after the hold.
     AgentLoss,
     /// Kill a replica, delete its data dir, start it again empty.
@@ -36,7 +38,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
@@ -44,6 +46,7 @@ impl FaultKind {
         FaultKind::OneWayDrop,
         FaultKind::ClockJump,
         FaultKind::FullDisk,
+        FaultKind::SlowDisk,
         FaultKind::AgentLoss,
         FaultKind::Wipe,
     ];
@@ -61,6 +64,7 @@ impl FaultKind {
             FaultKind::OneWayDrop => "one-way-drop",
             FaultKind::ClockJump => "clock-jump",
             FaultKind::FullDisk => "full-disk",
+            FaultKind::SlowDisk => "slow-disk",
             FaultKind::AgentLoss => "agent-loss",
             FaultKind::Wipe => "wipe",
         }
@@ -108,7 +112,7 @@ pub struct Fault {
     pub target: Target,
     /// How long the fault lasts before it is undone.
     pub hold: Duration,
-    /// Clock jumps: seconds, negative for backwards.
+    /// Clock jumps: seconds, negative for backwards; slow disks: the delay in ms.
     pub jump_s: i64,
 }
 
@@ -159,6 +163,10 @@ fn target(rng: &mut StdRng, kind: FaultKind, spec: &ScheduleSpec) -> (Target, i6
     let n = spec.replicas;
     let any = |rng: &mut StdRng| rng.random_range(0..n);
     match kind {
+        FaultKind::SlowDisk => {
+            let target = if rng.random_bool(0.5) { Target::Leader } else { Target::Replica(any(rng)) };
+            (target, rng.random_range(20..400))
+        }
         FaultKind::Kill | FaultKind::Pause if rng.random_bool(0.5) => (Target::Leader, 0),
         FaultKind::Kill | FaultKind::Pause | FaultKind::FullDisk | FaultKind::Wipe => (Target::Replica(any(rng)), 0),
         FaultKind::IsolateLeader => (Target::Leader, 0),

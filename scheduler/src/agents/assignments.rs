@@ -8,37 +8,44 @@ use gantry_proto::v1::WorkAssignment;
 
 use crate::state::{State, WorkloadOwner};
 
-/// Every container placed on `node_id`, ordered by workload id and rank.
+/// Every container placed on `node_id` that still holds its resources (an ended
+/// workload's until the agent reports it gone), ordered by workload id and rank.
 pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
     let mut out = Vec::new();
     for (workload_id, w) in &state.workloads {
         let Some(placement) = &w.placement else { continue };
         let WorkloadOwner::Training { project, name } = &w.owner;
-        let Some(training) = state.training(project, name) else { continue };
+        // An ended workload outlives its training (deleted, its name perhaps reused):
+        // the agent needs only its key to release it.
+        let training = state.training(project, name).filter(|t| &t.workload_id == workload_id);
+        if training.is_none() && !w.ended {
+            continue;
+        }
         let rank_addresses: Vec<String> = placement
             .assignments
             .iter()
             .map(|a| state.nodes.get(&a.node_id).map(|n| n.address.clone()).unwrap_or_default())
             .collect();
         let rank_node_ids: Vec<String> = placement.assignments.iter().map(|a| a.node_id.clone()).collect();
-        for (rank, a) in placement.assignments.iter().enumerate().filter(|(_, a)| a.node_id == node_id) {
+        for (rank, a) in w.held().filter(|(_, a)| a.node_id == node_id) {
             out.push(WorkAssignment {
                 workload_id: workload_id.clone(),
                 rank: rank as u32,
                 project: project.clone(),
                 training_name: name.clone(),
-                spec: Some(convert::training_spec_to_wire(&training.spec)),
+                spec: training.map(|t| convert::training_spec_to_wire(&t.spec)),
                 image: w.image.clone(),
                 cpu_millis: w.demand.per_container.cpu_millis,
                 memory_mib: w.demand.per_container.memory_mib,
                 gpu_uuids: a.gpu_uuids.clone(),
                 rank_addresses: rank_addresses.clone(),
-                stop: training.status == TrainingStatus::StopInProgress,
+                stop: training.is_some_and(|t| t.status == TrainingStatus::StopInProgress),
                 grants: Some(convert::storage_grants_to_wire(&state.grants(project))),
                 rank_node_ids: rank_node_ids.clone(),
                 finished: w.phases.get(rank).is_some_and(|p| p.is_final()),
                 master_port: w.ports.map_or(0, |p| u32::from(p.master())),
                 worker_ports: w.ports.map(|p| p.workers().into_iter().map(u32::from).collect()).unwrap_or_default(),
+                release: w.ended,
             });
         }
     }
@@ -122,8 +129,13 @@ mod tests {
             };
             apply(&mut state, 101 + rank as u64, report.into()).unwrap();
         }
-        assert!(node_assignments(&state, "a").is_empty());
         assert_eq!(state.training("p", "t").unwrap().status, TrainingStatus::Stopped);
+        // Ended: each node releases its rank, then no longer has it.
+        assert!(node_assignments(&state, "a")[0].release);
+        let gone = CommandV1::ContainerGone { node_id: "a".into(), workload_id: "w1".into(), rank: 1 };
+        apply(&mut state, 110, gone.into()).unwrap();
+        assert!(node_assignments(&state, "a").is_empty());
+        assert!(node_assignments(&state, "b")[0].release, "b's rank is not gone yet");
     }
 
     #[test]

@@ -15,9 +15,9 @@ use std::time::Duration;
 use gantry_pki::NodeCertificate;
 use gantry_proto::v1::agent_service_server::AgentService;
 use gantry_proto::v1::{
-    AgentMessage, NodeAssignments, RegisterNodeRequest, RegisterNodeResponse, RenewCertificateRequest,
-    RenewCertificateResponse, ReportContainerRequest, ReportContainerResponse, SchedulerMessage, agent_message,
-    scheduler_message,
+    AgentMessage, AssignmentsRequest, NodeAssignments, RegisterNodeRequest, RegisterNodeResponse,
+    RenewCertificateRequest, RenewCertificateResponse, ReportContainerRequest, ReportContainerResponse,
+    SchedulerMessage, agent_message, scheduler_message,
 };
 use gantry_proto::{JOIN_TOKEN_HEADER, convert};
 use tokio::sync::mpsc;
@@ -31,6 +31,9 @@ use crate::agents::SessionSender;
 use crate::agents::assignments::node_assignments;
 use crate::agents::gpu_health::GpuHealthReporter;
 use crate::state::{Applied, CommandV1, ContainerPhase, Rejected, State, ownership, revocations};
+
+/// The phase an agent reports once a released rank's container no longer exists.
+const GONE: &str = "GONE";
 
 /// Messages queued towards one agent; assignments are small and log requests rare.
 const SESSION_BUFFER: usize = 256;
@@ -248,8 +251,13 @@ impl AgentService for AgentApi {
                 return Err(Status::permission_denied(reason));
             }
         }
+        if req.phase == GONE {
+            let cmd = CommandV1::ContainerGone { node_id: req.node_id, workload_id: req.workload_id, rank: req.rank };
+            self.0.write(cmd).await?;
+            return Ok(Response::new(ReportContainerResponse {}));
+        }
         let phase = ContainerPhase::parse(&req.phase).ok_or_else(|| {
-            Status::invalid_argument("phase: must be RUNNING, UPLOADING, SUCCEEDED, FAILED or STOPPED")
+            Status::invalid_argument("phase: must be RUNNING, UPLOADING, SUCCEEDED, FAILED, STOPPED or GONE")
         })?;
         let cmd = CommandV1::ReportContainer {
             node_id: req.node_id,
@@ -261,6 +269,22 @@ impl AgentService for AgentApi {
         };
         self.0.write(cmd).await?;
         Ok(Response::new(ReportContainerResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %req.get_ref().node_id))]
+    async fn assignments(&self, req: Request<AssignmentsRequest>) -> Result<Response<NodeAssignments>, Status> {
+        let caller = self.caller(&req, "");
+        let node_id = req.into_inner().node_id;
+        caller.check(&self.0.raft.state(), &node_id)?;
+        // Linearizable: the agent removes containers on this answer, so it must not
+        // come from a replica that lags (or was wiped and rebuilt behind the leader).
+        self.0.read_barrier(None).await?;
+        let state = self.0.raft.state();
+        caller.check(&state, &node_id)?;
+        Ok(Response::new(NodeAssignments {
+            applied_index: state.applied_index,
+            items: node_assignments(&state, &node_id),
+        }))
     }
 
     #[tracing::instrument(skip_all)]

@@ -30,7 +30,7 @@ fn node_to_wire(state: &State, hub: &AgentHub, n: &Node, caller: &Caller) -> pb:
     let workloads = state
         .workloads
         .iter()
-        .filter(|(_, w)| w.placement.iter().flat_map(|p| &p.assignments).any(|a| a.node_id == n.id))
+        .filter(|(_, w)| w.held().any(|(_, a)| a.node_id == n.id))
         .filter(|(_, w)| match &w.owner {
             WorkloadOwner::Training { project, .. } => caller.sees_project(project),
         })

@@ -45,6 +45,9 @@ impl TrainingService for TrainingApi {
             let t = state
                 .training(&req.project, &req.name)
                 .ok_or_else(|| Status::not_found(format!("training '{}' not found", req.name)))?;
+            if let Some(why) = logs_not_kept(t, req.follow) {
+                return Err(Status::failed_precondition(why));
+            }
             let placement = t.placement.as_ref().ok_or_else(|| {
                 Status::failed_precondition(format!("training '{}' has not been placed yet ({})", req.name, t.status))
             })?;
@@ -168,5 +171,27 @@ impl TrainingService for TrainingApi {
         let r = req.into_inner();
         self.0.write(CommandV1::DeleteTraining { project: r.project, name: r.name }).await?;
         Ok(Response::new(DeleteTrainingResponse {}))
+    }
+}
+
+/// Why `t`'s logs cannot be served, when its log management is off (`use_log = false`):
+/// its nodes keep none of its output, so there is no history to read or search; only
+/// following it live while it runs works.
+fn logs_not_kept(t: &gantry_domain::Training, follow: bool) -> Option<String> {
+    if t.spec.use_log {
+        return None;
+    }
+    let name = &t.meta.name;
+    if t.status.is_terminal() {
+        Some(format!(
+            "training '{name}' ran with log management off (use_log = false) and has ended: none of its output was kept"
+        ))
+    } else if !follow {
+        Some(format!(
+            "training '{name}' has log management off (use_log = false): its output is not kept, so there is no \
+             history to read or search; follow it live while it runs (gantryctl training logs -f {name})"
+        ))
+    } else {
+        None
     }
 }

@@ -2,13 +2,17 @@
 //! created is stopped (the guide: it "is ended"), with the reason on its record. The
 //! clock starts at creation because the guide's limit is the wait until completion,
 //! so a training stuck waiting for GPUs ends too.
+//!
+//! The start is the replicated `created_at_ms`, so a new leader goes on counting where
+//! the old one was; "now" is the leader's [`AnchoredClock`] (wall clock read once at
+//! start, then monotonic), so a wall-clock step expires nothing.
 
 use std::time::Duration;
 
 use gantry_domain::TrainingStatus;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::now_ms;
+use super::clock::{AnchoredClock, Clock, SystemClock};
 use crate::raft::RaftHandle;
 use crate::state::{Command, CommandV1, State};
 
@@ -36,7 +40,25 @@ pub fn expired(state: &State, now_ms: u64) -> Vec<CommandV1> {
     out
 }
 
+/// The deadline check on one replica's clock.
+pub struct Deadlines<C> {
+    clock: AnchoredClock<C>,
+}
+
+impl<C: Clock> Deadlines<C> {
+    /// Anchors `clock` now: steps of its wall clock from here on are ignored.
+    pub fn new(clock: C) -> Self {
+        Deadlines { clock: AnchoredClock::new(clock) }
+    }
+
+    /// Stop commands for every training past its maximum time as of now.
+    pub fn due(&self, state: &State) -> Vec<CommandV1> {
+        expired(state, self.clock.now_ms())
+    }
+}
+
 pub async fn run(raft: RaftHandle, cancel: CancellationToken) {
+    let deadlines = Deadlines::new(SystemClock::default());
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -45,7 +67,7 @@ pub async fn run(raft: RaftHandle, cancel: CancellationToken) {
         if !raft.is_leader() {
             continue;
         }
-        let commands = expired(&raft.state(), now_ms());
+        let commands = deadlines.due(&raft.state());
         for c in commands {
             if let Err(e) = raft.propose(&Command::V1(c)).await {
                 tracing::debug!(error = %e, "deadline stop failed");
@@ -57,6 +79,7 @@ pub async fn run(raft: RaftHandle, cancel: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::clock::FakeClock;
     use crate::state::apply;
     use crate::state::tests::{cpu_catalog, spec};
 
@@ -89,5 +112,33 @@ mod tests {
         assert_eq!(a.status, TrainingStatus::Stopped);
         assert!(a.history.iter().any(|h| h.reason.contains("maximum training time")));
         assert!(expired(&s, 61_000).is_empty());
+    }
+
+    #[test]
+    fn regression_a_wall_clock_jump_expires_no_training() {
+        let mut s = cpu_catalog();
+        let mut sp = spec("a", "e", "it0", "cpu", 1);
+        sp.timeout_minutes = 10;
+        let create = CommandV1::CreateTraining {
+            project: "p".into(),
+            id: "w-a".into(),
+            experiment_id: "e1".into(),
+            request_id: String::new(),
+            spec: sp,
+            now_ms: 1_000,
+        };
+        apply(&mut s, 3, create.into()).unwrap();
+        let clock = FakeClock::new(1_000);
+        let deadlines = Deadlines::new(clock.clone());
+        clock.advance(Duration::from_secs(60));
+        // NTP steps the clock a day ahead: ten minutes have not passed.
+        clock.set_wall(clock.wall_ms() + 24 * 3_600_000);
+        assert!(deadlines.due(&s).is_empty(), "a clock step expired a training");
+        // A step back changes nothing either, and a real overrun still ends it.
+        clock.set_wall(0);
+        clock.advance(Duration::from_secs(8 * 60));
+        assert!(deadlines.due(&s).is_empty());
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(deadlines.due(&s).len(), 1, "ten minutes did pass");
     }
 }

@@ -5,7 +5,7 @@ use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Traini
 
 use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
-use super::{gpu_health, ownership, rendezvous, revocations};
+use super::{gpu_health, ownership, release, rendezvous, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -115,6 +115,9 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
         CommandV1::ReportContainer { node_id, workload_id, rank, phase, reason, now_ms } => {
             report_container(state, &node_id, &workload_id, rank, phase, reason, now_ms)
         }
+        CommandV1::ContainerGone { node_id, workload_id, rank } => {
+            release::container_gone(state, &node_id, &workload_id, rank)
+        }
         CommandV1::SetTrainingStatus { project, name, status, reason, now_ms } => {
             let t = training_mut(state, &project, &name)?;
             if !t.status.can_transition(status) {
@@ -126,7 +129,7 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             transition(t, status, reason, now_ms);
             let (done, workload_id) = (t.status.is_terminal(), t.workload_id.clone());
             if done {
-                state.workloads.remove(&workload_id);
+                release::end(state, &workload_id);
             }
             training_applied(state, &project, &name)
         }
@@ -306,6 +309,8 @@ fn create_training(
             created_index: index,
             phases: Vec::new(),
             ports: None,
+            ended: false,
+            gone: Vec::new(),
         },
     );
     state.projects.entry(project.clone()).or_default().trainings.insert(name.clone(), training);
@@ -330,7 +335,7 @@ fn stop_training(state: &mut State, project: &str, name: &str, reason: String, n
         // Nothing runs anywhere: the stop is complete at once.
         transition(t, TrainingStatus::Stopped, format!("{reason} (before it was placed)"), now_ms);
         let workload_id = t.workload_id.clone();
-        state.workloads.remove(&workload_id);
+        release::end(state, &workload_id);
     }
     training_applied(state, project, name)
 }
@@ -419,27 +424,31 @@ pub(super) fn set_node_status(
 
 /// The policy for a lost node (documented in docs/agent.md): its containers are gone
 /// or unreachable, so every training with a container there ends now (no restart from
-/// a checkpoint yet): FAIL TRAIN, or STOPPED when a stop was already under way.
+/// a checkpoint yet): FAIL TRAIN, or STOPPED when a stop was already under way. Their
+/// resources stay held until the containers are reported gone (see [`release`]).
 fn end_workloads_on_lost_node(state: &mut State, node_id: &str, reason: &str, now_ms: u64) {
     let hit: Vec<String> = state
         .workloads
         .iter()
-        .filter(|(_, w)| w.placement.iter().flat_map(|p| &p.assignments).any(|a| a.node_id == node_id))
+        .filter(|(_, w)| !w.ended && w.held().any(|(_, a)| a.node_id == node_id))
         .map(|(id, _)| id.clone())
         .collect();
     let reason = if reason.is_empty() { format!("node {node_id} was lost") } else { reason.to_string() };
     for id in hit {
-        let Some(w) = state.workloads.remove(&id) else { continue };
-        let WorkloadOwner::Training { project, name } = &w.owner;
-        let Ok(t) = training_mut(state, project, name) else { continue };
-        let to = if t.status == TrainingStatus::StopInProgress {
-            TrainingStatus::Stopped
-        } else {
-            TrainingStatus::FailTrain
+        let Some(WorkloadOwner::Training { project, name }) = state.workloads.get(&id).map(|w| w.owner.clone()) else {
+            continue;
         };
-        if t.status.can_transition(to) {
-            transition(t, to, reason.clone(), now_ms);
+        if let Ok(t) = training_mut(state, &project, &name) {
+            let to = if t.status == TrainingStatus::StopInProgress {
+                TrainingStatus::Stopped
+            } else {
+                TrainingStatus::FailTrain
+            };
+            if t.status.can_transition(to) {
+                transition(t, to, reason.clone(), now_ms);
+            }
         }
+        release::end(state, &id);
     }
 }
 
@@ -456,6 +465,11 @@ fn report_container(
     let Some(w) = state.workloads.get_mut(workload_id) else {
         return Err(Rejected::not_found(format!("workload '{workload_id}'")));
     };
+    // Its training has ended (and may be deleted, its name taken by another): a late
+    // report changes nothing.
+    if w.ended {
+        return Err(Rejected::not_found(format!("workload '{workload_id}' (it has ended)")));
+    }
     // One phase per placed rank. A state restored from an older snapshot may lack them:
     // fill in rather than index past the end (apply must never panic).
     let ranks = w.placement.as_ref().map_or(0, |p| p.assignments.len());
@@ -485,7 +499,7 @@ fn report_container(
         }
         if t.status.is_terminal() {
             let workload_id = t.workload_id.clone();
-            state.workloads.remove(&workload_id);
+            release::end(state, &workload_id);
         }
     }
     training_applied(state, &project, &name)

@@ -135,6 +135,14 @@ pub enum CommandV1 {
         reason: String,
         now_ms: u64,
     },
+    /// An agent reports that the container of rank `rank` of an ended workload placed on
+    /// its node is gone (exited and removed, or never started): the node resources
+    /// that rank held are free from this entry on.
+    ContainerGone {
+        node_id: String,
+        workload_id: String,
+        rank: u32,
+    },
     /// Replaces a project's storage grants; an empty set removes them. Workloads
     /// already created keep running; new ones are checked against the new grants.
     SetStorageGrants {

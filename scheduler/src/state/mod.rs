@@ -15,6 +15,7 @@ pub mod containers;
 pub mod gpu_health;
 mod outcome;
 pub mod ownership;
+mod release;
 pub mod rendezvous;
 pub mod revocations;
 mod workload;
@@ -93,12 +94,13 @@ impl State {
             .filter(move |t| t.experiment_id == experiment_id)
     }
 
-    /// Resources and GPU uuids held on `node_id` by placed workloads.
+    /// Resources and GPU uuids held on `node_id` by placed workloads (an ended one's
+    /// until its containers there are gone).
     pub fn allocated_on(&self, node_id: &str) -> (Resources, Vec<String>) {
         let mut total = Resources::ZERO;
         let mut gpus = Vec::new();
         for w in self.workloads.values() {
-            for a in w.placement.iter().flat_map(|p| &p.assignments).filter(|a| a.node_id == node_id) {
+            for (_, a) in w.held().filter(|(_, a)| a.node_id == node_id) {
                 total = total.add(&w.demand.per_container);
                 gpus.extend(a.gpu_uuids.iter().cloned());
             }
@@ -111,7 +113,7 @@ impl State {
     pub fn node_snapshots(&self) -> Vec<NodeSnapshot> {
         let mut allocated: BTreeMap<&str, (Resources, Vec<&str>)> = BTreeMap::new();
         for w in self.workloads.values() {
-            for a in w.placement.iter().flat_map(|p| &p.assignments) {
+            for (_, a) in w.held() {
                 let entry = allocated.entry(a.node_id.as_str()).or_default();
                 entry.0 = entry.0.add(&w.demand.per_container);
                 entry.1.extend(a.gpu_uuids.iter().map(String::as_str));

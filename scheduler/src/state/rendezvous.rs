@@ -173,6 +173,13 @@ mod tests {
             };
             apply(&mut state, 401 + rank as u64, report.into()).unwrap();
         }
+        // The block is held until every rank's container is reported gone.
+        assert!(state.workloads.contains_key("w1"));
+        for (rank, a) in w1.assignments.iter().enumerate() {
+            let gone =
+                CommandV1::ContainerGone { node_id: a.node_id.clone(), workload_id: "w1".into(), rank: rank as u32 };
+            apply(&mut state, 410 + rank as u64, gone.into()).unwrap();
+        }
         assert!(!state.workloads.contains_key("w1"));
         let again = PortBook::of(&state).reserve(&w1, PortRange::default());
         // The lowest block free beside w2's, which is what w1 held.

@@ -271,6 +271,8 @@ mod tests {
         apply(&mut state, 16, revoke.into()).expect("apply in test");
         let t = state.training("p", "t").expect("apply in test");
         assert_eq!((t.status, t.status_reason.as_str()), (gantry_domain::TrainingStatus::FailTrain, "stolen"));
-        assert!(state.workloads.is_empty());
+        // Its GPUs and CPUs stay held until its agent, admitted again, reports the
+        // container gone: the node is DOWN, so nothing is placed there meanwhile.
+        assert!(state.workloads["w1"].ended);
     }
 }

@@ -1,6 +1,6 @@
 //! The replicated record of a schedulable unit.
 
-use gantry_domain::{GangPorts, Placement, WorkloadDemand};
+use gantry_domain::{Assignment, GangPorts, Placement, WorkloadDemand};
 
 use super::containers::ContainerPhase;
 use serde::{Deserialize, Serialize};
@@ -32,4 +32,24 @@ pub struct Workload {
     /// placement and released with the workload; `None` for a gang on one node.
     #[serde(default)]
     pub ports: Option<GangPorts>,
+    /// Its owner has ended. It stays only to hold the node resources of the ranks whose
+    /// container may still exist, until their agents report them gone (see
+    /// [`super::release`]).
+    #[serde(default)]
+    pub ended: bool,
+    /// Per rank: its agent reported the container gone (exited and removed, or never
+    /// started), so its resources are free again. Shorter than the ranks (an older
+    /// snapshot): the missing ranks are not gone.
+    #[serde(default)]
+    pub gone: Vec<bool>,
+}
+
+impl Workload {
+    /// The placed ranks that still hold their node's resources, with their rank.
+    pub fn held(&self) -> impl Iterator<Item = (usize, &Assignment)> {
+        self.placement
+            .iter()
+            .flat_map(|p| p.assignments.iter().enumerate())
+            .filter(|(rank, _)| !self.gone.get(*rank).copied().unwrap_or(false))
+    }
 }

@@ -1,11 +1,11 @@
-//! Copies a container's output from the engine into its [`LogStore`], batch by batch,
+//! Copies a container's output from the engine into its [`Output`], batch by batch,
 //! until the container's output ends.
 
 use std::sync::Arc;
 
 use futures::StreamExt as _;
 
-use crate::logstore::LogStore;
+use super::output::Output;
 use crate::runtime::{ContainerId, ContainerRuntime};
 
 /// Lines taken from the engine per store write; the store is flushed (made visible to
@@ -13,8 +13,8 @@ use crate::runtime::{ContainerId, ContainerRuntime};
 const BATCH: usize = 4096;
 
 /// Pumps until the engine ends the stream (the container exited), skipping the first
-/// `skip` lines (already stored before an agent restart). Returns the store.
-pub async fn pump(runtime: Arc<dyn ContainerRuntime>, id: ContainerId, mut store: LogStore, mut skip: u64) -> LogStore {
+/// `skip` lines (already stored before an agent restart). Returns the output.
+pub async fn pump(runtime: Arc<dyn ContainerRuntime>, id: ContainerId, mut output: Output, mut skip: u64) -> Output {
     let mut lines = runtime.logs(&id, true).ready_chunks(BATCH);
     while let Some(batch) = lines.next().await {
         let mut texts = Vec::with_capacity(batch.len());
@@ -25,11 +25,10 @@ pub async fn pump(runtime: Arc<dyn ContainerRuntime>, id: ContainerId, mut store
                 Err(e) => tracing::warn!(container = %id, error = %e, "log stream error"),
             }
         }
-        // Appends only reach the page cache: cheap enough to do inline per batch.
-        let result = store.append_many(texts.iter().map(String::as_str)).and_then(|()| store.flush());
-        if let Err(e) = result {
+        // Stored appends only reach the page cache: cheap enough inline per batch.
+        if let Err(e) = output.append(texts) {
             tracing::warn!(container = %id, error = %e, "storing logs failed");
         }
     }
-    store
+    output
 }

@@ -1,18 +1,25 @@
 //! One worker per assigned container: it starts (or adopts) the container, follows its
-//! output into the log store, and turns its end into a report.
+//! output into the log store (or to live followers only, with log management off),
+//! and turns its end into a report.
 //!
 //! ```text
 //!   prepare ─► create_and_start ─► report RUNNING ─► wait ─┬─ exit 0 ─► UPLOADING ─► copy outputs ─► SUCCEEDED
 //!      │                                                   ├─ exit n ─► FAILED (exit code, last log lines)
 //!      └─ error ─► FAILED (reason)                          ├─ Stop ───► stop container ─► STOPPED
-//!                                                          └─ Abandon ► remove container (no report)
+//!                                                          ├─ Abandon ► remove container (no report)
+//!                                                          └─ Release ► remove container ─► GONE
 //! ```
+//!
+//! Release comes once the workload has ended (its own end or another rank's): the
+//! scheduler holds the rank's GPUs until GONE is durable, so a container still alive
+//! (a gang peer, a node that came back) is never sharing a device with the next one.
 //!
 //! The container is removed only after its end was acknowledged: an agent killed in
 //! between finds the exited container on restart and reports it again (reports are
 //! idempotent on the scheduler), so no outcome is lost.
 
 mod logpump;
+mod output;
 mod prepare;
 mod report;
 mod writable;
@@ -32,8 +39,11 @@ use super::reconcile::Key;
 use super::storage::{Storage, copy_tree};
 use super::wheels::PipConfig;
 use crate::contract::{EXIT_ENTRY_POINT_MISSING, EXIT_REQUIREMENTS_FAILED};
-use crate::logstore::{LogLimits, LogStore};
-use crate::runtime::{ContainerId, ContainerInfo, ContainerRuntime, ContainerState, RuntimeError};
+use crate::logstore::LogLimits;
+use crate::runtime::{
+    ContainerId, ContainerInfo, ContainerRuntime, ContainerState, LabelSelector, RuntimeError, labels,
+};
+use output::Output;
 
 /// What the reconciler wants of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +51,17 @@ pub enum Control {
     Run,
     Stop,
     Abandon,
+    /// The workload has ended: remove the container and report the rank GONE.
+    Release,
+}
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Its container's life is over (reported, or moot).
+    Done,
+    /// Its released rank's container is gone and the scheduler knows it.
+    Released,
 }
 
 /// Lines of output quoted in a failure reason.
@@ -86,15 +107,60 @@ impl WorkerEnv {
     }
 }
 
-/// Runs one container's life. Returns when its end was reported (or is moot).
+/// Runs one container's life, and its release once asked for. Returns when its end was
+/// reported (or is moot).
 pub async fn run(
     env: Arc<WorkerEnv>,
     a: WorkAssignment,
     existing: Option<ContainerInfo>,
     mut control: watch::Receiver<Control>,
+) -> Ended {
+    if *control.borrow() != Control::Release {
+        run_container(&env, &a, existing, control.clone()).await;
+        if *control.borrow() != Control::Release {
+            return Ended::Done;
+        }
+    }
+    release(&env, &Key::of(&a), &mut control).await
+}
+
+/// Removes every container of the released rank, then reports it GONE. `Done` when
+/// either failed: the reconciler starts a release again on its next round.
+async fn release(env: &WorkerEnv, key: &Key, control: &mut watch::Receiver<Control>) -> Ended {
+    let selector = LabelSelector::new()
+        .with(labels::CLUSTER, &env.cluster)
+        .with(labels::NODE, &env.node_id)
+        .with(labels::WORKLOAD, &key.workload_id)
+        .with(labels::RANK, &key.rank.to_string());
+    let containers = match env.runtime.list(&selector).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(workload = %key.workload_id, rank = key.rank, error = %e, "listing a released rank failed");
+            return Ended::Done;
+        }
+    };
+    for c in containers {
+        tracing::info!(container = %c.name, "workload ended; removing its container");
+        if let Err(e) = env.runtime.remove(&c.id).await {
+            tracing::warn!(container = %c.name, error = %e, "removing a released container failed; retrying later");
+            return Ended::Done;
+        }
+    }
+    let _ = std::fs::remove_dir_all(env.work_dir(key));
+    match env.reporter.report(&key.workload_id, key.rank, "GONE", String::new(), control).await {
+        Reported::Acknowledged | Reported::Gone => Ended::Released,
+        Reported::Abandoned => Ended::Done,
+    }
+}
+
+async fn run_container(
+    env: &Arc<WorkerEnv>,
+    a: &WorkAssignment,
+    existing: Option<ContainerInfo>,
+    mut control: watch::Receiver<Control>,
 ) {
-    let key = Key::of(&a);
-    let store = match LogStore::open(&env.log_dir(&a.workload_id, a.rank), env.log_limits) {
+    let key = Key::of(a);
+    let store = match Output::open(env, a) {
         Ok(s) => s,
         Err(e) => {
             let reason = format!("cannot keep the logs on node {}: {e}", env.node_id);
@@ -102,13 +168,13 @@ pub async fn run(
             return;
         }
     };
-    env.logs.insert(&key, store.reader());
+    env.logs.insert(&key, store.source());
     // A container created but never started (the agent died between the two) has no
     // run to adopt, and the engine would report it as exited 0: start afresh.
     let existing = match existing {
         Some(c) if c.state == ContainerState::Created => {
             tracing::info!(container = %c.name, "removing a container that was never started");
-            remove(&env, &c.id).await;
+            remove(env, &c.id).await;
             None
         }
         other => other,
@@ -116,7 +182,7 @@ pub async fn run(
     let (id, skip, outputs) = match existing {
         Some(c) => {
             tracing::info!(container = %c.name, state = ?c.state, "adopting container");
-            let skip = store.total_lines();
+            let skip = store.lines_kept();
             (c.id, skip, None)
         }
         None => {
@@ -127,11 +193,11 @@ pub async fn run(
                 }
                 return;
             }
-            match start(&env, &a, &key).await {
+            match start(env, a, &key).await {
                 Ok((id, prepared)) => (id, 0, Some(prepared.outputs)),
                 Err(reason) => {
                     let mut store = store;
-                    let _ = store.append(&format!("gantry: {reason}"));
+                    let _ = store.append(vec![format!("gantry: {reason}")]);
                     finish_log(Some(store));
                     tracing::warn!(workload = %a.workload_id, rank = a.rank, %reason, "container could not start");
                     env.reporter.report(&a.workload_id, a.rank, "FAILED", reason, &mut control).await;
@@ -143,7 +209,7 @@ pub async fn run(
     let pump = tokio::spawn(logpump::pump(env.runtime.clone(), id.clone(), store, skip));
     if env.reporter.report(&a.workload_id, a.rank, "RUNNING", String::new(), &mut control).await == Reported::Abandoned
     {
-        abandon(&env, &id, pump).await;
+        abandon(env, &id, pump).await;
         return;
     }
     let outcome = tokio::select! {
@@ -152,8 +218,8 @@ pub async fn run(
     };
     let wanted = *control.borrow();
     match (outcome, wanted) {
-        (None, Control::Abandon) => {
-            abandon(&env, &id, pump).await;
+        (None, Control::Abandon | Control::Release) => {
+            abandon(env, &id, pump).await;
             return;
         }
         (None, _) => {
@@ -165,20 +231,20 @@ pub async fn run(
             if env.reporter.report(&a.workload_id, a.rank, "STOPPED", String::new(), &mut control).await
                 != Reported::Abandoned
             {
-                remove(&env, &id).await;
+                remove(env, &id).await;
             }
         }
         (Some(exit), _) => {
             let store = pump.await.ok();
-            let reader = store.as_ref().map(LogStore::reader);
+            let tail = store.as_ref().map(|s| s.last_lines(REASON_LINES)).unwrap_or_default();
             finish_log(store);
             let (phase, reason) = match exit {
-                Ok(0) => upload(&env, &a, &key, outputs, &mut control).await,
-                Ok(code) => ("FAILED", failure_reason(code, reader.as_ref())),
+                Ok(0) => upload(env, a, &key, outputs, &mut control).await,
+                Ok(code) => ("FAILED", failure_reason(code, &tail)),
                 Err(e) => ("FAILED", format!("lost track of the container: {e}")),
             };
             if env.reporter.report(&a.workload_id, a.rank, phase, reason, &mut control).await != Reported::Abandoned {
-                remove(&env, &id).await;
+                remove(env, &id).await;
             }
         }
     }
@@ -263,7 +329,7 @@ async fn upload(
 
 /// FAIL TRAIN's reason: the exit code, what it means when Gantry knows, and the end of
 /// the output.
-fn failure_reason(code: i64, reader: Option<&crate::logstore::LogReader>) -> String {
+fn failure_reason(code: i64, tail: &[String]) -> String {
     let meaning = match code {
         EXIT_REQUIREMENTS_FAILED => " (requirements.txt could not be installed)",
         EXIT_ENTRY_POINT_MISSING => " (entry point not found)",
@@ -271,7 +337,6 @@ fn failure_reason(code: i64, reader: Option<&crate::logstore::LogReader>) -> Str
         143 => " (terminated: SIGTERM)",
         _ => "",
     };
-    let tail = reader.and_then(|r| r.last_lines(REASON_LINES).ok()).unwrap_or_default();
     if tail.is_empty() {
         format!("exit code {code}{meaning}")
     } else {
@@ -291,7 +356,7 @@ async fn wait_for_control(control: &mut watch::Receiver<Control>) {
     }
 }
 
-async fn abandon(env: &WorkerEnv, id: &ContainerId, pump: tokio::task::JoinHandle<LogStore>) {
+async fn abandon(env: &WorkerEnv, id: &ContainerId, pump: tokio::task::JoinHandle<Output>) {
     tracing::info!(container = %id, "workload no longer assigned here; removing its container");
     remove(env, id).await;
     finish_log(pump.await.ok());
@@ -303,10 +368,8 @@ async fn remove(env: &WorkerEnv, id: &ContainerId) {
     }
 }
 
-fn finish_log(store: Option<LogStore>) {
-    if let Some(mut s) = store
-        && let Err(e) = s.flush().and_then(|()| s.finish())
-    {
-        tracing::warn!(error = %e, "finishing the log failed");
+fn finish_log(output: Option<Output>) {
+    if let Some(o) = output {
+        o.finish();
     }
 }
