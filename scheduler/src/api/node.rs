@@ -27,8 +27,7 @@ fn node_to_wire(state: &State, hub: &AgentHub, n: &Node, caller: &Caller) -> pb:
     free.gpus = capacity.gpus.saturating_sub(allocated_gpus.len() as u32);
     let workloads = state
         .workloads
-        .iter()
-        .filter(|(_, w)| w.placement.iter().flat_map(|p| &p.assignments).any(|a| a.node_id == n.id))
+        .on_node(&n.id)
         .filter(|(_, w)| match &w.owner {
             WorkloadOwner::Training { project, .. } => caller.sees_project(project),
         })

@@ -16,11 +16,11 @@ use crate::state::{Command, CommandV1, State};
 
 /// Pure: what placement wants to change, given the replicated state.
 pub fn plan(state: &State, now_ms: u64) -> Vec<CommandV1> {
-    let mut pending: Vec<_> = state.workloads.iter().filter(|(_, w)| w.placement.is_none()).collect();
+    // Oldest first (the index keeps them in that order).
+    let pending: Vec<_> = state.workloads.pending().collect();
     if pending.is_empty() {
         return Vec::new();
     }
-    pending.sort_by_key(|(id, w)| (w.created_index, id.as_str()));
     let problem =
         Problem { nodes: state.node_snapshots(), pending: pending.iter().map(|(_, w)| w.demand.clone()).collect() };
     let solution = solve(&problem);
@@ -82,10 +82,30 @@ impl Refused {
     }
 }
 
+/// The inputs of the last plan whose every proposal was answered (committed or
+/// refused). Planning the same pending set on the same nodes again decides the same
+/// thing, so most writes (which touch neither) cost the controller no plan at all: the
+/// plan is O(pending workloads), and it must not run on every write of a loaded state.
+/// A proposal that got no answer (lost leadership, timeout) forgets the inputs, so the
+/// next change re-plans and retries it.
+#[derive(Debug, Default)]
+struct Settled(Option<(u64, u64)>);
+
+impl Settled {
+    fn unchanged(&self, inputs: (u64, u64)) -> bool {
+        self.0 == Some(inputs)
+    }
+
+    fn record(&mut self, inputs: (u64, u64), all_answered: bool) {
+        self.0 = all_answered.then_some(inputs);
+    }
+}
+
 /// Re-plans whenever the state changes (and at least every `interval`), on the leader.
 pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken) {
     let mut last_seen = 0;
     let mut refused = Refused::default();
+    let mut settled = Settled::default();
     let mut applied_changes = raft.applied_watch();
     loop {
         // Event-driven: a create is placed as soon as it is applied (this is on the path
@@ -100,10 +120,14 @@ pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken
             continue;
         }
         last_seen = applied;
-        let (commands, view) = {
+        let (commands, view, inputs) = {
             let state = raft.state();
             let view = Refused::view_of(&state);
-            (refused.filter(view, plan(&state, now_ms())), view)
+            let inputs = (state.workloads.pending_version(), view);
+            if settled.unchanged(inputs) {
+                continue;
+            }
+            (refused.filter(view, plan(&state, now_ms())), view, inputs)
         };
         let proposals = commands.into_iter().map(|c| {
             let raft = raft.clone();
@@ -115,6 +139,7 @@ pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken
                 (raft.propose(&Command::V1(c)).await, place)
             }
         });
+        let mut all_answered = true;
         for (result, place) in futures::future::join_all(proposals).await {
             match result {
                 Ok((_, Err(rejected))) => {
@@ -123,10 +148,14 @@ pub async fn run(raft: RaftHandle, interval: Duration, cancel: CancellationToken
                         refused.record(view, workload_id, placement);
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "placement proposal failed"),
+                Err(e) => {
+                    all_answered = false;
+                    tracing::debug!(error = %e, "placement proposal failed");
+                }
                 Ok(_) => {}
             }
         }
+        settled.record(inputs, all_answered);
     }
 }
 
