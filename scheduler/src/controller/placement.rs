@@ -273,6 +273,45 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_is_skipped_only_while_its_inputs_stay_and_every_proposal_was_answered() {
+        let mut s = setup(4);
+        let mut settled = Settled::default();
+        let inputs = |s: &State| (s.workloads.pending_version(), Refused::view_of(s));
+        assert!(!settled.unchanged(inputs(&s)), "nothing planned yet");
+        settled.record(inputs(&s), false);
+        assert!(!settled.unchanged(inputs(&s)), "a proposal got no answer: plan again");
+        settled.record(inputs(&s), true);
+        assert!(settled.unchanged(inputs(&s)));
+        // A write that touches neither pending work nor nodes keeps the plan settled.
+        let experiment = CommandV1::CreateExperiment {
+            project: "p".into(),
+            id: "x".into(),
+            request_id: String::new(),
+            spec: ExperimentSpec { name: "other".into(), description: String::new(), tags: vec![] },
+            now_ms: 5,
+        };
+        apply(&mut s, 70, Command::V1(experiment)).unwrap();
+        assert!(settled.unchanged(inputs(&s)));
+        // A new pending workload changes the inputs.
+        let mut spec = training_spec();
+        spec.name = "t2".into();
+        let create = CommandV1::CreateTraining {
+            project: "p".into(),
+            id: "trn-2".into(),
+            experiment_id: "x".into(),
+            request_id: "r2".into(),
+            spec,
+            now_ms: 6,
+        };
+        apply(&mut s, 71, Command::V1(create)).unwrap();
+        assert!(!settled.unchanged(inputs(&s)));
+        // So does a snapshot restore of the same state (versions never repeat).
+        settled.record(inputs(&s), true);
+        let restored: State = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert!(!settled.unchanged(inputs(&restored)));
+    }
+
+    #[test]
     fn a_stale_decision_is_rejected_at_commit() {
         let mut s = setup(2);
         let cmds = plan(&s, 10);

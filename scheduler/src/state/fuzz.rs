@@ -474,7 +474,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn apply_keeps_every_invariant_under_random_commands(ops in prop::collection::vec(op(), 1..120)) {
+    fn apply_keeps_every_invariant_under_random_commands(ops in prop::collection::vec(op(), 1..64)) {
         if let Err(e) = run(&ops) {
             prop_assert!(false, "{}", e);
         }

@@ -322,3 +322,66 @@ impl Drop for WorkloadMut<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gantry_domain::{Assignment, Placement, Resources, WorkloadDemand};
+
+    use super::*;
+    use crate::state::WorkloadOwner;
+
+    fn workload(created_index: u64, cpu: u64, ranks: &[(&str, &[&str])]) -> Workload {
+        let placement = (!ranks.is_empty()).then(|| Placement {
+            assignments: ranks
+                .iter()
+                .map(|(n, g)| Assignment {
+                    node_id: n.to_string(),
+                    gpu_uuids: g.iter().map(|u| u.to_string()).collect(),
+                })
+                .collect(),
+        });
+        Workload {
+            owner: WorkloadOwner::Training { project: "p".into(), name: "t".into() },
+            demand: WorkloadDemand {
+                id: String::new(),
+                per_container: Resources::new(cpu, 10, 1),
+                gpu_model: None,
+                count: ranks.len() as u32,
+            },
+            image: String::new(),
+            placement,
+            pending_reason: String::new(),
+            created_index,
+            phases: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_index_follows_inserts_changes_and_removals() {
+        let mut ws = Workloads::default();
+        ws.insert("b".into(), workload(5, 100, &[]));
+        ws.insert("a".into(), workload(7, 100, &[]));
+        ws.insert("g".into(), workload(1, 300, &[("n1", &["G1"]), ("n1", &["G2"]), ("n2", &["G3"])]));
+        assert_eq!(ws.pending().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["b", "a"], "oldest first");
+        assert_eq!(ws.load_on("n1").map(NodeLoad::used), Some(Resources::new(600, 20, 2)));
+        assert_eq!(ws.gpu_holders("G3").collect::<Vec<_>>(), ["g"]);
+
+        let version = ws.pending_version();
+        if let Some(mut b) = ws.get_mut("b") {
+            b.placement = Some(Placement { assignments: vec![Assignment { node_id: "n2".into(), gpu_uuids: vec![] }] });
+        }
+        assert_ne!(ws.pending_version(), version);
+        assert_eq!(ws.pending_count(), 1);
+        assert_eq!(ws.on_node("n2").map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["b", "g"]);
+        assert!(ws.index_is_consistent());
+
+        ws.remove("g");
+        assert!(ws.load_on("n1").is_none(), "an emptied node leaves the index");
+        assert_eq!(ws.gpu_holders("G1").count(), 0);
+        assert!(ws.index_is_consistent());
+        let restored: Workloads = serde_json::from_slice(&serde_json::to_vec(&ws).unwrap()).unwrap();
+        assert_eq!(restored, ws);
+        assert!(restored.index_is_consistent());
+        assert_eq!(restored.on_node("n2").count(), 1);
+    }
+}
