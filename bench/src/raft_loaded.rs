@@ -27,6 +27,8 @@ use crate::load::{LoadReport, run_closed_loop};
 const PROJECT: &str = "loaded";
 /// What the loading clients may take before the load is called too slow.
 const LOAD_WITHIN: Duration = Duration::from_secs(300);
+/// How long one create is retried before the load fails.
+const CREATE_RETRY_WITHIN: Duration = Duration::from_secs(30);
 /// Until every pending workload has its reason (the controller caught up).
 const SETTLE_WITHIN: Duration = Duration::from_secs(120);
 
@@ -143,15 +145,16 @@ async fn load(cluster: &ProcessCluster, n: usize, clients: usize) -> anyhow::Res
     let report = run_closed_loop(clients, n, LOAD_WITHIN, move |client, seq| {
         let mut trainings = pool[client % pool.len()].trainings.clone();
         async move {
-            // A retry of a timed-out create is recognised by its request id.
-            let mut last = None;
-            for _ in 0..3 {
+            // Retried through a leader change or a timeout on a loaded machine; a retry
+            // of a create that did commit is recognised by its request id.
+            let deadline = Instant::now() + CREATE_RETRY_WITHIN;
+            loop {
                 match trainings.create_training(training(seq)).await {
                     Ok(_) => return Ok(()),
-                    Err(e) => last = Some(e),
+                    Err(e) if Instant::now() >= deadline => return Err(e.into()),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
-            Err(last.map_or_else(|| anyhow::anyhow!("no attempt"), anyhow::Error::from))
         }
     })
     .await;
