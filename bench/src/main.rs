@@ -103,6 +103,9 @@ struct RaftLoadedArgs {
     /// Ops of each run (each also stops after 30 s).
     #[arg(long, default_value_t = 20_000)]
     ops: usize,
+    /// `[raft] snapshot_every` of both clusters (default: the scheduler's).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
 }
 
 #[derive(Args)]
@@ -152,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
                 clients: a.clients,
                 ops: a.ops,
                 max: Duration::from_secs(30),
+                snapshot_every: a.snapshot_every,
             };
             let report = raft_loaded::run(&opts).await?;
             report.print(&opts);

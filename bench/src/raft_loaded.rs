@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use gantry_chaos::ProcessCluster;
+use gantry_chaos::{ClusterOptions, ProcessCluster};
 use gantry_proto::v1::{self as pb, CreateTrainingRequest, GetTrainingRequest, SetStorageGrantsRequest};
 
 use crate::gantry;
@@ -39,6 +39,8 @@ pub struct Options {
     pub clients: usize,
     pub ops: usize,
     pub max: Duration,
+    /// `[raft] snapshot_every` of both clusters (the scheduler's default when `None`).
+    pub snapshot_every: Option<u64>,
 }
 
 /// One measured run: the state's workload count and the write load on it.
@@ -100,12 +102,12 @@ impl Report {
 
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let empty = {
-        let cluster = gantry::start(opts.replicas).await?;
+        let cluster = start(opts).await?;
         let writes = gantry::bench_writes(&cluster, "empty", opts.clients, opts.ops, opts.max).await;
         cluster.shutdown().await?;
         Run { workloads: 0, writes }
     };
-    let cluster = gantry::start(opts.replicas).await?;
+    let cluster = start(opts).await?;
     let started = Instant::now();
     load(&cluster, opts.workloads, opts.clients).await?;
     let load_time = started.elapsed();
@@ -115,6 +117,17 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let writes = gantry::bench_writes(&cluster, "loaded", opts.clients, opts.ops, opts.max).await;
     cluster.shutdown().await?;
     Ok(Report { empty, loaded: Run { workloads: opts.workloads, writes }, load_time })
+}
+
+/// A cluster as [`gantry::start`] makes it, with the snapshot interval of `opts`.
+async fn start(opts: &Options) -> anyhow::Result<ProcessCluster> {
+    let mut options = ClusterOptions { replicas: opts.replicas, log_filter: "warn".into(), ..Default::default() };
+    if let Some(every) = opts.snapshot_every {
+        options.snapshot_every = every;
+    }
+    let cluster = ProcessCluster::start(options).await?;
+    cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    Ok(cluster)
 }
 
 fn training(i: usize) -> CreateTrainingRequest {
