@@ -12,6 +12,7 @@
 //! - [`load`]: the closed-loop load driver and report every write benchmark shares.
 //! - [`placement`]: placement throughput and latency on a synthetic fleet.
 //! - [`gantry`]: replicated writes and failover of a 3-replica Gantry cluster.
+//! - [`raft_loaded`]: the same writes on a state holding many workloads vs an empty one.
 //! - [`node`]: one real agent on the machine's Docker engine: start overhead, log
 //!   throughput, the agent's own footprint.
 
@@ -20,3 +21,4 @@ pub mod gantry;
 pub mod load;
 pub mod node;
 pub mod placement;
+pub mod raft_loaded;

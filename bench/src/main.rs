@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use gantry_bench::load::LoadReport;
 use gantry_bench::node::{footprint, logs, start_overhead};
-use gantry_bench::{etcd, gantry, placement};
+use gantry_bench::{etcd, gantry, placement, raft_loaded};
 
 #[derive(Parser)]
 #[command(about = "Gantry benchmarks")]
@@ -31,6 +31,9 @@ enum Command {
     Placement,
     /// Durable replicated writes: 3 Gantry replicas vs a 3-member etcd, same run.
     Raft(RaftArgs),
+    /// Durable replicated writes on a state holding many workloads vs an empty state.
+    #[command(name = "raft_loaded")]
+    RaftLoaded(RaftLoadedArgs),
     /// SIGKILL of the leader to the next acknowledged write: Gantry vs etcd, same run.
     Failover(FailoverArgs),
     /// CreateTraining to a running container, minus a bare Docker start of the same image.
@@ -87,6 +90,25 @@ struct RaftArgs {
 }
 
 #[derive(Args)]
+struct RaftLoadedArgs {
+    /// Gantry replicas.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Trainings in the loaded state.
+    #[arg(long, default_value_t = 10_000)]
+    workloads: usize,
+    /// Clients of both runs.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Ops of each run (each also stops after 30 s).
+    #[arg(long, default_value_t = 20_000)]
+    ops: usize,
+    /// `[raft] snapshot_every` of both clusters (default: the scheduler's).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+}
+
+#[derive(Args)]
 struct FailoverArgs {
     /// Leader kills per system; the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -126,6 +148,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Etcd(args) => run_etcd(args).await,
         Command::Placement => placement::run(),
         Command::Raft(args) => run_raft(args).await,
+        Command::RaftLoaded(a) => {
+            let opts = raft_loaded::Options {
+                replicas: a.replicas,
+                workloads: a.workloads,
+                clients: a.clients,
+                ops: a.ops,
+                max: Duration::from_secs(30),
+                snapshot_every: a.snapshot_every,
+            };
+            let report = raft_loaded::run(&opts).await?;
+            report.print(&opts);
+            for line in report.bench_lines() {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Failover(args) => run_failover(args).await,
         Command::StartOverhead(args) => {
             println!("{}", start_overhead::run(args.rounds).await?.bench_line());

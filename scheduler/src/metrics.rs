@@ -40,7 +40,7 @@ pub async fn render(raft: &RaftHandle) -> String {
         for n in state.nodes.values() {
             *nodes.entry(n.status.as_str()).or_default() += 1;
         }
-        let pending = state.workloads.values().filter(|w| w.placement.is_none()).count() as u64;
+        let pending = state.workloads.pending_count() as u64;
         let fmt = |m: std::collections::BTreeMap<&str, u64>, label: &str| {
             m.into_iter().map(|(k, v)| (format!("{{{label}=\"{k}\"}}"), v)).collect::<Vec<_>>()
         };

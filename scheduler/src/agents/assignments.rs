@@ -12,7 +12,7 @@ use crate::state::{State, WorkloadOwner};
 /// workload's until the agent reports it gone), ordered by workload id and rank.
 pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
     let mut out = Vec::new();
-    for (workload_id, w) in &state.workloads {
+    for (workload_id, w) in state.workloads.on_node(node_id) {
         let Some(placement) = &w.placement else { continue };
         let WorkloadOwner::Training { project, name } = &w.owner;
         // An ended workload outlives its training (deleted, its name perhaps reused):

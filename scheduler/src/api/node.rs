@@ -29,8 +29,7 @@ fn node_to_wire(state: &State, hub: &AgentHub, n: &Node, caller: &Caller) -> pb:
     free.gpus = usable.filter(|g| !allocated_gpus.contains(&g.uuid)).count() as u32;
     let workloads = state
         .workloads
-        .iter()
-        .filter(|(_, w)| w.held().any(|(_, a)| a.node_id == n.id))
+        .on_node(&n.id)
         .filter(|(_, w)| match &w.owner {
             WorkloadOwner::Training { project, .. } => caller.sees_project(project),
         })

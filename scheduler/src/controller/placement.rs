@@ -18,11 +18,11 @@ use crate::state::{Command, CommandV1, State};
 /// Pure: what placement wants to change, given the replicated state. A gang placed on
 /// several nodes gets a block of `ports` free on all of them.
 pub fn plan(state: &State, now_ms: u64, ports: PortRange) -> Vec<CommandV1> {
-    let mut pending: Vec<_> = state.workloads.iter().filter(|(_, w)| w.placement.is_none()).collect();
+    // Oldest first (the index keeps them in that order).
+    let pending: Vec<_> = state.workloads.pending().collect();
     if pending.is_empty() {
         return Vec::new();
     }
-    pending.sort_by_key(|(id, w)| (w.created_index, id.as_str()));
     let problem =
         Problem { nodes: state.node_snapshots(), pending: pending.iter().map(|(_, w)| w.demand.clone()).collect() };
     let solution = solve(&problem);
@@ -95,10 +95,30 @@ impl Refused {
     }
 }
 
+/// The inputs of the last plan whose every proposal was answered (committed or
+/// refused). Planning the same pending set on the same nodes again decides the same
+/// thing, so most writes (which touch neither) cost the controller no plan at all: the
+/// plan is O(pending workloads), and it must not run on every write of a loaded state.
+/// A proposal that got no answer (lost leadership, timeout) forgets the inputs, so the
+/// next change re-plans and retries it.
+#[derive(Debug, Default)]
+struct Settled(Option<(u64, u64)>);
+
+impl Settled {
+    fn unchanged(&self, inputs: (u64, u64)) -> bool {
+        self.0 == Some(inputs)
+    }
+
+    fn record(&mut self, inputs: (u64, u64), all_answered: bool) {
+        self.0 = all_answered.then_some(inputs);
+    }
+}
+
 /// Re-plans whenever the state changes (and at least every `interval`), on the leader.
 pub async fn run(raft: RaftHandle, interval: Duration, ports: PortRange, cancel: CancellationToken) {
     let mut last_seen = 0;
     let mut refused = Refused::default();
+    let mut settled = Settled::default();
     let mut applied_changes = raft.applied_watch();
     loop {
         // Event-driven: a create is placed as soon as it is applied (this is on the path
@@ -113,10 +133,14 @@ pub async fn run(raft: RaftHandle, interval: Duration, ports: PortRange, cancel:
             continue;
         }
         last_seen = applied;
-        let (commands, view) = {
+        let (commands, view, inputs) = {
             let state = raft.state();
             let view = Refused::view_of(&state);
-            (refused.filter(view, plan(&state, now_ms(), ports)), view)
+            let inputs = (state.workloads.pending_version(), view);
+            if settled.unchanged(inputs) {
+                continue;
+            }
+            (refused.filter(view, plan(&state, now_ms(), ports)), view, inputs)
         };
         let proposals = commands.into_iter().map(|c| {
             let raft = raft.clone();
@@ -128,6 +152,7 @@ pub async fn run(raft: RaftHandle, interval: Duration, ports: PortRange, cancel:
                 (raft.propose(&Command::V1(c)).await, place)
             }
         });
+        let mut all_answered = true;
         for (result, place) in futures::future::join_all(proposals).await {
             match result {
                 Ok((_, Err(rejected))) => {
@@ -136,10 +161,14 @@ pub async fn run(raft: RaftHandle, interval: Duration, ports: PortRange, cancel:
                         refused.record(view, workload_id, placement);
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "placement proposal failed"),
+                Err(e) => {
+                    all_answered = false;
+                    tracing::debug!(error = %e, "placement proposal failed");
+                }
                 Ok(_) => {}
             }
         }
+        settled.record(inputs, all_answered);
     }
 }
 
@@ -254,6 +283,45 @@ mod tests {
         apply(&mut s, 60, Command::V1(node)).unwrap();
         let view = Refused::view_of(&s);
         assert_eq!(refused.filter(view, plan(&s, 12, PortRange::default())).len(), 1);
+    }
+
+    #[test]
+    fn a_plan_is_skipped_only_while_its_inputs_stay_and_every_proposal_was_answered() {
+        let mut s = setup(4);
+        let mut settled = Settled::default();
+        let inputs = |s: &State| (s.workloads.pending_version(), Refused::view_of(s));
+        assert!(!settled.unchanged(inputs(&s)), "nothing planned yet");
+        settled.record(inputs(&s), false);
+        assert!(!settled.unchanged(inputs(&s)), "a proposal got no answer: plan again");
+        settled.record(inputs(&s), true);
+        assert!(settled.unchanged(inputs(&s)));
+        // A write that touches neither pending work nor nodes keeps the plan settled.
+        let experiment = CommandV1::CreateExperiment {
+            project: "p".into(),
+            id: "x".into(),
+            request_id: String::new(),
+            spec: ExperimentSpec { name: "other".into(), description: String::new(), tags: vec![] },
+            now_ms: 5,
+        };
+        apply(&mut s, 70, Command::V1(experiment)).unwrap();
+        assert!(settled.unchanged(inputs(&s)));
+        // A new pending workload changes the inputs.
+        let mut spec = training_spec();
+        spec.name = "t2".into();
+        let create = CommandV1::CreateTraining {
+            project: "p".into(),
+            id: "trn-2".into(),
+            experiment_id: "x".into(),
+            request_id: "r2".into(),
+            spec,
+            now_ms: 6,
+        };
+        apply(&mut s, 71, Command::V1(create)).unwrap();
+        assert!(!settled.unchanged(inputs(&s)));
+        // So does a snapshot restore of the same state (versions never repeat).
+        settled.record(inputs(&s), true);
+        let restored: State = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert!(!settled.unchanged(inputs(&restored)));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! `apply`: the deterministic transition function of the replicated state.
 
+use std::collections::BTreeSet;
+
 use gantry_domain::training::StatusChange;
 use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand};
 
 use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
-use super::{gpu_health, ownership, release, rendezvous, revocations};
+use super::{gpu_health, node_loss, ownership, release, rendezvous, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -99,10 +101,14 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
         }
         CommandV1::SetPendingReasons { reasons, now_ms } => {
             for (workload_id, reason) in reasons {
-                let Some(w) = state.workloads.get_mut(&workload_id) else { continue };
-                if w.placement.is_some() || w.pending_reason == reason {
+                let unchanged = state
+                    .workloads
+                    .get(&workload_id)
+                    .is_none_or(|w| w.placement.is_some() || w.pending_reason == reason);
+                if unchanged {
                     continue;
                 }
+                let Some(mut w) = state.workloads.get_mut(&workload_id) else { continue };
                 w.pending_reason = reason.clone();
                 let WorkloadOwner::Training { project, name } = &w.owner;
                 if let Some(t) = state.projects.get_mut(project).and_then(|p| p.trainings.get_mut(name)) {
@@ -119,19 +125,7 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             release::container_gone(state, &node_id, &workload_id, rank)
         }
         CommandV1::SetTrainingStatus { project, name, status, reason, now_ms } => {
-            let t = training_mut(state, &project, &name)?;
-            if !t.status.can_transition(status) {
-                return Err(Rejected::precondition(format!(
-                    "training '{name}' cannot go from {} to {status}",
-                    t.status
-                )));
-            }
-            transition(t, status, reason, now_ms);
-            let (done, workload_id) = (t.status.is_terminal(), t.workload_id.clone());
-            if done {
-                release::end(state, &workload_id);
-            }
-            training_applied(state, &project, &name)
+            set_training_status(state, &project, &name, status, reason, now_ms)
         }
         CommandV1::SetStorageGrants { project, grants } => {
             gantry_domain::validate::name("project", &project)?;
@@ -167,19 +161,7 @@ pub(super) fn register_node(
     if revocations::blocks_ready(state, &hostname) {
         return Err(Rejected::PermissionDenied { reason: format!("node '{hostname}' was revoked") });
     }
-    // A GPU is one physical device: a UUID another node already reports is a
-    // misconfigured fake inventory or a cloned host, and placement would hand the same
-    // device out twice.
-    for (i, gpu) in inventory.gpus.iter().enumerate() {
-        if let Some(other) =
-            state.nodes.values().find(|n| n.id != hostname && n.inventory.gpus.iter().any(|g| g.uuid == gpu.uuid))
-        {
-            return Err(Rejected::invalid(
-                format!("inventory.gpus[{i}].uuid"),
-                format!("GPU {} is already registered by node '{}'", gpu.uuid, other.id),
-            ));
-        }
-    }
+    check_gpus_unique(state, &hostname, &inventory)?;
     let node = state.nodes.entry(hostname.clone()).or_insert_with(|| Node {
         id: hostname.clone(),
         hostname: hostname.clone(),
@@ -196,7 +178,29 @@ pub(super) fn register_node(
         node.status = NodeStatus::Ready;
         node.status_changed_at_ms = now_ms;
     }
-    Ok(Applied::Node(node.clone()))
+    let node = node.clone();
+    node_loss::end_what_no_longer_fits(state, &node, now_ms);
+    Ok(Applied::Node(node))
+}
+
+/// A GPU is one physical device: a UUID another node already reports is a misconfigured
+/// fake inventory or a cloned host, and placement would hand the same device out twice.
+pub(super) fn check_gpus_unique(
+    state: &State,
+    hostname: &str,
+    inventory: &gantry_domain::NodeInventory,
+) -> Result<(), Rejected> {
+    for (i, gpu) in inventory.gpus.iter().enumerate() {
+        if let Some(other) =
+            state.nodes.values().find(|n| n.id != hostname && n.inventory.gpus.iter().any(|g| g.uuid == gpu.uuid))
+        {
+            return Err(Rejected::invalid(
+                format!("inventory.gpus[{i}].uuid"),
+                format!("GPU {} is already registered by node '{}'", gpu.uuid, other.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -317,6 +321,34 @@ fn create_training(
     training_applied(state, &project, &name)
 }
 
+/// A status set directly (not derived from container reports). The status of a training
+/// waiting for placement follows its placement: only an end is accepted there, so a
+/// training never shows a running status while its workload holds nothing.
+fn set_training_status(
+    state: &mut State,
+    project: &str,
+    name: &str,
+    status: TrainingStatus,
+    reason: String,
+    now_ms: u64,
+) -> Outcome {
+    let t = training_mut(state, project, name)?;
+    if !t.status.can_transition(status) {
+        return Err(Rejected::precondition(format!("training '{name}' cannot go from {} to {status}", t.status)));
+    }
+    if t.status == TrainingStatus::CreateRequested && !status.is_terminal() {
+        return Err(Rejected::precondition(format!(
+            "training '{name}' is waiting for placement: it cannot be set to {status}"
+        )));
+    }
+    transition(t, status, reason, now_ms);
+    let (done, workload_id) = (t.status.is_terminal(), t.workload_id.clone());
+    if done {
+        release::end(state, &workload_id);
+    }
+    training_applied(state, project, name)
+}
+
 fn stop_training(state: &mut State, project: &str, name: &str, reason: String, now_ms: u64) -> Outcome {
     let placed = {
         let t = state.training(project, name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
@@ -325,6 +357,9 @@ fn stop_training(state: &mut State, project: &str, name: &str, reason: String, n
         }
         if t.status == TrainingStatus::StopInProgress {
             return training_applied(state, project, name);
+        }
+        if !t.status.can_transition(TrainingStatus::StopInProgress) {
+            return Err(Rejected::precondition(format!("training '{name}' is {}: it is already ending", t.status)));
         }
         state.workloads.get(&t.workload_id).is_some_and(|w| w.placement.is_some())
     };
@@ -351,7 +386,11 @@ fn place(
     if w.placement.is_some() {
         return Err(Rejected::precondition(format!("workload '{workload_id}' is already placed")));
     }
-    let nodes = state.node_snapshots();
+    // Only the nodes the placement names matter to the check: looking up those keeps a
+    // placement's cost independent of the cluster's size.
+    let named: BTreeSet<&str> = placement.assignments.iter().map(|a| a.node_id.as_str()).collect();
+    let nodes: Vec<_> =
+        named.into_iter().filter_map(|id| state.nodes.get(id)).filter_map(|n| state.node_snapshot(n)).collect();
     gantry_placement::check_fit(&nodes, &w.demand, &placement)
         .map_err(|e| Rejected::precondition(format!("placement no longer fits: {e}")))?;
     rendezvous::check(state, &placement, ports.as_ref())?;
@@ -362,7 +401,7 @@ fn place(
     }
     transition(t, TrainingStatus::CreateInProgress, String::new(), now_ms);
     t.placement = Some(placement.clone());
-    if let Some(w) = state.workloads.get_mut(workload_id) {
+    if let Some(mut w) = state.workloads.get_mut(workload_id) {
         w.phases = vec![ContainerPhase::Pending; placement.assignments.len()];
         w.placement = Some(placement);
         w.ports = ports;
@@ -371,7 +410,7 @@ fn place(
     training_applied(state, &project, &name)
 }
 
-fn training_mut<'a>(state: &'a mut State, project: &str, name: &str) -> Result<&'a mut Training, Rejected> {
+pub(super) fn training_mut<'a>(state: &'a mut State, project: &str, name: &str) -> Result<&'a mut Training, Rejected> {
     state
         .projects
         .get_mut(project)
@@ -380,7 +419,7 @@ fn training_mut<'a>(state: &'a mut State, project: &str, name: &str) -> Result<&
 }
 
 /// Records a status change with its time and reason, and the run's start/end times.
-fn transition(t: &mut Training, status: TrainingStatus, reason: String, now_ms: u64) {
+pub(super) fn transition(t: &mut Training, status: TrainingStatus, reason: String, now_ms: u64) {
     t.status = status;
     t.status_reason = reason.clone();
     t.meta.updated_at_ms = now_ms;
@@ -417,39 +456,9 @@ pub(super) fn set_node_status(
     node.status_changed_at_ms = now_ms;
     let node = node.clone();
     if status == NodeStatus::Down {
-        end_workloads_on_lost_node(state, node_id, reason, now_ms);
+        node_loss::end_workloads_on_lost_node(state, node_id, reason, now_ms);
     }
     Ok(Applied::Node(node))
-}
-
-/// The policy for a lost node (documented in docs/agent.md): its containers are gone
-/// or unreachable, so every training with a container there ends now (no restart from
-/// a checkpoint yet): FAIL TRAIN, or STOPPED when a stop was already under way. Their
-/// resources stay held until the containers are reported gone (see [`release`]).
-fn end_workloads_on_lost_node(state: &mut State, node_id: &str, reason: &str, now_ms: u64) {
-    let hit: Vec<String> = state
-        .workloads
-        .iter()
-        .filter(|(_, w)| !w.ended && w.held().any(|(_, a)| a.node_id == node_id))
-        .map(|(id, _)| id.clone())
-        .collect();
-    let reason = if reason.is_empty() { format!("node {node_id} was lost") } else { reason.to_string() };
-    for id in hit {
-        let Some(WorkloadOwner::Training { project, name }) = state.workloads.get(&id).map(|w| w.owner.clone()) else {
-            continue;
-        };
-        if let Ok(t) = training_mut(state, &project, &name) {
-            let to = if t.status == TrainingStatus::StopInProgress {
-                TrainingStatus::Stopped
-            } else {
-                TrainingStatus::FailTrain
-            };
-            if t.status.can_transition(to) {
-                transition(t, to, reason.clone(), now_ms);
-            }
-        }
-        release::end(state, &id);
-    }
 }
 
 fn report_container(
@@ -462,7 +471,7 @@ fn report_container(
     now_ms: u64,
 ) -> Outcome {
     ownership::check_container_owner(state, node_id, workload_id, rank)?;
-    let Some(w) = state.workloads.get_mut(workload_id) else {
+    let Some(mut w) = state.workloads.get_mut(workload_id) else {
         return Err(Rejected::not_found(format!("workload '{workload_id}'")));
     };
     // Its training has ended (and may be deleted, its name taken by another): a late
@@ -476,14 +485,15 @@ fn report_container(
     if w.phases.len() != ranks {
         w.phases.resize(ranks, ContainerPhase::Pending);
     }
+    let WorkloadOwner::Training { project, name } = w.owner.clone();
     let Some(slot) = w.phases.get_mut(rank as usize) else {
         return Err(Rejected::precondition(format!("workload '{workload_id}' has no rank {rank}")));
     };
-    let WorkloadOwner::Training { project, name } = w.owner.clone();
     if slot.may_become(phase) {
         *slot = phase;
     }
     let phases = w.phases.clone();
+    drop(w);
     let t = training_mut(state, &project, &name)?;
     if let Some(target) = containers::training_target(t.status, &phases) {
         let steps = containers::path(t.status, target);

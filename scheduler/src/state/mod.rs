@@ -13,6 +13,8 @@ mod apply;
 mod command;
 pub mod containers;
 pub mod gpu_health;
+pub mod index;
+mod node_loss;
 mod outcome;
 pub mod ownership;
 mod release;
@@ -20,6 +22,10 @@ pub mod rendezvous;
 pub mod revocations;
 mod workload;
 
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod regressions;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -32,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use apply::apply;
 pub use command::{Command, CommandV1};
 pub use containers::ContainerPhase;
+pub use index::Workloads;
 pub use outcome::{Applied, Outcome, Rejected};
 pub use workload::{Workload, WorkloadOwner};
 
@@ -50,7 +57,7 @@ pub struct State {
     pub nodes: BTreeMap<String, Node>,
     pub projects: BTreeMap<String, Project>,
     /// Workloads that want or hold node resources, by id. Removed when their owner ends.
-    pub workloads: BTreeMap<String, Workload>,
+    pub workloads: Workloads,
     /// Index of the last applied log entry.
     pub applied_index: u64,
     /// The storage each project may use, by project (absent: nothing granted).
@@ -94,48 +101,38 @@ impl State {
             .filter(move |t| t.experiment_id == experiment_id)
     }
 
-    /// Resources and GPU uuids held on `node_id` by placed workloads (an ended one's
-    /// until its containers there are gone).
+    /// Resources and GPU uuids held on `node_id` by placed workloads (uuids in order).
     pub fn allocated_on(&self, node_id: &str) -> (Resources, Vec<String>) {
-        let mut total = Resources::ZERO;
-        let mut gpus = Vec::new();
-        for w in self.workloads.values() {
-            for (_, a) in w.held().filter(|(_, a)| a.node_id == node_id) {
-                total = total.add(&w.demand.per_container);
-                gpus.extend(a.gpu_uuids.iter().cloned());
-            }
+        match self.workloads.load_on(node_id) {
+            Some(load) => (load.used(), load.held_gpus().cloned().collect()),
+            None => (Resources::ZERO, Vec::new()),
         }
-        (total, gpus)
     }
 
     /// What placement sees: every READY node with what is still free on it (a GPU its
     /// agent reported unhealthy is never free).
     pub fn node_snapshots(&self) -> Vec<NodeSnapshot> {
-        let mut allocated: BTreeMap<&str, (Resources, Vec<&str>)> = BTreeMap::new();
-        for w in self.workloads.values() {
-            for (_, a) in w.held() {
-                let entry = allocated.entry(a.node_id.as_str()).or_default();
-                entry.0 = entry.0.add(&w.demand.per_container);
-                entry.1.extend(a.gpu_uuids.iter().map(String::as_str));
-            }
+        self.nodes.values().filter_map(|n| self.node_snapshot(n)).collect()
+    }
+
+    /// What placement sees of one node (`None` unless it is READY); costs the node's
+    /// GPUs, not the workloads.
+    pub fn node_snapshot(&self, n: &Node) -> Option<NodeSnapshot> {
+        if n.status != NodeStatus::Ready {
+            return None;
         }
-        self.nodes
-            .values()
-            .filter(|n| n.status == NodeStatus::Ready)
-            .map(|n| {
-                let capacity = n.inventory.capacity();
-                let (used, used_gpus) = allocated.remove(n.id.as_str()).unwrap_or_default();
-                let free_gpus: Vec<FreeGpu> = n
-                    .inventory
-                    .gpus
-                    .iter()
-                    .filter(|g| !used_gpus.contains(&g.uuid.as_str()) && !n.unhealthy_gpus.contains_key(&g.uuid))
-                    .map(|g| FreeGpu { uuid: g.uuid.clone(), model: g.model.clone() })
-                    .collect();
-                let mut free = capacity.saturating_sub(&used);
-                free.gpus = free_gpus.len() as u32;
-                NodeSnapshot { id: n.id.clone(), free, capacity, free_gpus }
-            })
-            .collect()
+        let load = self.workloads.load_on(&n.id);
+        let capacity = n.inventory.capacity();
+        let used = load.map_or(Resources::ZERO, |l| l.used());
+        let free_gpus: Vec<FreeGpu> = n
+            .inventory
+            .gpus
+            .iter()
+            .filter(|g| !load.is_some_and(|l| l.holds_gpu(&g.uuid)) && !n.unhealthy_gpus.contains_key(&g.uuid))
+            .map(|g| FreeGpu { uuid: g.uuid.clone(), model: g.model.clone() })
+            .collect();
+        let mut free = capacity.saturating_sub(&used);
+        free.gpus = free_gpus.len() as u32;
+        Some(NodeSnapshot { id: n.id.clone(), free, capacity, free_gpus })
     }
 }

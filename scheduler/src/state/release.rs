@@ -19,9 +19,12 @@ use super::{Applied, Outcome, Rejected, State};
 /// The owner of `workload_id` has ended: free what runs nowhere, hold the rest until
 /// its containers are gone.
 pub(super) fn end(state: &mut State, workload_id: &str) {
-    let Some(w) = state.workloads.get_mut(workload_id) else { return };
-    w.ended = true;
-    if w.held().next().is_none() {
+    let holds = {
+        let Some(mut w) = state.workloads.get_mut(workload_id) else { return };
+        w.ended = true;
+        w.held().next().is_some()
+    };
+    if !holds {
         state.workloads.remove(workload_id);
     }
 }
@@ -29,22 +32,25 @@ pub(super) fn end(state: &mut State, workload_id: &str) {
 /// `node_id`'s agent reports the container of rank `rank` gone: its resources are free.
 pub(super) fn container_gone(state: &mut State, node_id: &str, workload_id: &str, rank: u32) -> Outcome {
     ownership::check_container_owner(state, node_id, workload_id, rank)?;
-    let Some(w) = state.workloads.get_mut(workload_id) else {
-        return Err(Rejected::not_found(format!("workload '{workload_id}'")));
+    let holds = {
+        let Some(mut w) = state.workloads.get_mut(workload_id) else {
+            return Err(Rejected::not_found(format!("workload '{workload_id}'")));
+        };
+        if !w.ended {
+            return Err(Rejected::precondition(format!(
+                "workload '{workload_id}' has not ended: its containers are not released"
+            )));
+        }
+        let ranks = w.placement.as_ref().map_or(0, |p| p.assignments.len());
+        if w.gone.len() != ranks {
+            w.gone.resize(ranks, false);
+        }
+        if let Some(slot) = w.gone.get_mut(rank as usize) {
+            *slot = true;
+        }
+        w.held().next().is_some()
     };
-    if !w.ended {
-        return Err(Rejected::precondition(format!(
-            "workload '{workload_id}' has not ended: its containers are not released"
-        )));
-    }
-    let ranks = w.placement.as_ref().map_or(0, |p| p.assignments.len());
-    if w.gone.len() != ranks {
-        w.gone.resize(ranks, false);
-    }
-    if let Some(slot) = w.gone.get_mut(rank as usize) {
-        *slot = true;
-    }
-    if w.held().next().is_none() {
+    if !holds {
         state.workloads.remove(workload_id);
     }
     Ok(Applied::Done)

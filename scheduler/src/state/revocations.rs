@@ -66,6 +66,9 @@ pub fn join_node(
 ) -> Outcome {
     // Validated before anything changes: a rejection must leave the state as it was.
     gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
+    // Before the admission below is used up: a join refused for its inventory must leave
+    // the operator's admission in place.
+    super::apply::check_gpus_unique(state, &hostname, &inventory)?;
     if let Some(node) = is_retry(state, &hostname, &address, &inventory, &key) {
         return Ok(Applied::Node(node));
     }
