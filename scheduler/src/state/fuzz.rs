@@ -359,7 +359,8 @@ pub(crate) fn check(state: &State) -> Result<(), String> {
     // hold one its node no longer lists: held until its container is reported gone).
     let mut holders: BTreeMap<&str, &str> = BTreeMap::new();
     // Per node: (cpu, memory) held by all, and by workloads whose training still runs.
-    let mut used: BTreeMap<&str, ((u64, u64), (u64, u64))> = BTreeMap::new();
+    type CpuMem = (u64, u64);
+    let mut used: BTreeMap<&str, (CpuMem, CpuMem)> = BTreeMap::new();
     for (id, w) in &state.workloads {
         for (_, a) in w.held() {
             let u = used.entry(a.node_id.as_str()).or_default();
