@@ -194,8 +194,12 @@ impl SyncWatch {
 
     /// Detaches and returns the syncs seen.
     pub async fn finish(mut self) -> anyhow::Result<u64> {
-        let pid = Pid::from_raw(i32::try_from(self.strace.id())?);
-        kill(pid, Signal::SIGINT).context("stopping strace")?;
+        // strace ends by itself when the traced process exited; until it is reaped its
+        // pid cannot be reused, so the signal reaches strace or nothing.
+        if self.strace.try_wait()?.is_none() {
+            let pid = Pid::from_raw(i32::try_from(self.strace.id())?);
+            kill(pid, Signal::SIGINT).context("stopping strace")?;
+        }
         let deadline = Instant::now() + STRACE_WITHIN;
         while self.strace.try_wait()?.is_none() {
             ensure!(Instant::now() < deadline, "strace did not detach within {STRACE_WITHIN:?}");
@@ -248,6 +252,36 @@ mod tests {
         assert!(err.contains("tmpfs"), "{err}");
         assert!(on_disk(&mounts, Path::new("/data disk/x")).is_err(), "ramfs");
         assert_eq!(on_disk(&mounts, Path::new("/tmp/real/x"))?.source, "/dev/vda");
+        Ok(())
+    }
+
+    /// A real process under strace (installed by bench/scripts/install-peers.sh): the
+    /// watch sees exactly the syncs it makes (`sync FILE` is fsync, `--data` fdatasync,
+    /// in a child process, as the members' writer threads), and none of its plain writes.
+    #[tokio::test]
+    async fn counts_the_syncs_of_a_traced_process() -> anyhow::Result<()> {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let dir = tempfile::tempdir()?;
+        let script = "read go; echo x > f; sync --data f; sync f; echo y >> f; echo done; read end";
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let (mut stdin, stdout) = (child.stdin.take().context("stdin")?, child.stdout.take().context("stdout")?);
+        let watch = SyncWatch::attach(child.id(), dir.path()).await;
+        writeln!(stdin, "go")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let syncs = match watch {
+            Ok(watch) => watch.finish().await,
+            Err(e) => Err(e),
+        };
+        writeln!(stdin, "end")?;
+        child.wait()?;
+        assert_eq!(line.trim(), "done");
+        assert_eq!(syncs?, 2);
         Ok(())
     }
 

@@ -115,9 +115,9 @@ pub async fn run(rounds: usize, same: RaftTiming) -> anyhow::Result<Vec<Summary>
          127.0.0.1, TLS, fsync; writer: one connection per member, {} ms per write, next member on failure",
         round::OP_TIMEOUT.as_millis()
     );
-    println!("{:<7} {:<8} {:<78} configured as", "system", "settings", "effective timing");
+    println!("{:<7} {:<8} {:<82} configured as", "system", "settings", "effective timing");
     for s in &setups {
-        println!("{:<7} {:<8} {:<78} {}", s.system, s.settings, s.timing.to_string(), s.configured);
+        println!("{:<7} {:<8} {:<82} {}", s.system, s.settings, s.timing.to_string(), s.configured);
     }
     let mut clusters = Vec::with_capacity(setups.len());
     for s in &setups {

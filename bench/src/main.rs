@@ -182,20 +182,23 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
          write per client, closed loop; acknowledged once a majority fsynced and applied",
         n = args.replicas
     );
+    let runs =
+        [(1, args.single_ops, Duration::from_secs(20)), (args.clients, args.concurrent_ops, Duration::from_secs(30))];
+    for (clients, _, _) in runs {
+        let bytes = gantry::request_len(&format!("c{clients}"));
+        println!(
+            "request size with {clients} client(s): gantry CreateExperiment {bytes} B, etcd Put {} B (protobuf)",
+            etcd::put_len_for(bytes)?
+        );
+    }
     println!(
         "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8}",
         "system", "clients", "ops", "errors", "elapsed_s", "commits/s", "p50_us", "p99_us"
     );
-    let runs =
-        [(1, args.single_ops, Duration::from_secs(20)), (args.clients, args.concurrent_ops, Duration::from_secs(30))];
     let mut lines = Vec::new();
     for (clients, ops, max) in runs {
         let run = format!("c{clients}");
         let bytes = gantry::request_len(&run);
-        println!(
-            "{clients} client(s): gantry CreateExperiment {bytes} B, etcd Put {} B (protobuf request)",
-            etcd::put_len_for(bytes)?
-        );
         let g = gantry::bench_writes(&gantry, &run, clients, ops, max).await?;
         row("gantry", clients, &g);
         if args.gantry_only {
