@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the benchmarks need at run time from Debian's packages:
 #   etcd-server  the `etcd` binary Gantry is compared with.
+#   strace       `raft` counts every member's fsync calls before it measures.
 # Building needs nothing from here: gantry-bench talks to etcd through its
 # own client generated with protox (bench/proto/etcd.proto), so no protoc.
 # Idempotent and non-interactive, for CI and developers; needs root or sudo.
@@ -8,7 +9,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-if ! command -v etcd >/dev/null 2>&1; then
+if ! command -v etcd >/dev/null 2>&1 || ! command -v strace >/dev/null 2>&1; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then
         SUDO="sudo"
@@ -29,7 +30,7 @@ if ! command -v etcd >/dev/null 2>&1; then
         created_policy=1
     fi
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends etcd-server
+    $SUDO apt-get install -y -qq --no-install-recommends etcd-server strace
 fi
 
-echo "install-peers: $(etcd --version | head -n1)"
+echo "install-peers: $(etcd --version | head -n1), $(strace -V | head -n1)"

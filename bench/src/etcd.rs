@@ -4,19 +4,21 @@
 //! ```text
 //!   EtcdCluster ──spawn──▶ etcd m0, m1, m2   (data + log under base_dir)
 //!        │                      ▲
-//!        └─status polls─────────┘   bench_writes / bench_failover ──puts──▶ endpoints()
+//!        └─status polls─────────┘   bench_writes ──puts──▶ member c % n, one connection each
 //! ```
 //!
-//! Members run with etcd's own defaults for everything that affects
-//! durability and timing, so the comparison is against etcd as shipped: the WAL
-//! is fsynced before every commit is acknowledged, `--heartbeat-interval` is
-//! 100 ms and `--election-timeout` 1000 ms. The base directory must be on a
-//! real disk: on tmpfs fsync is free and the comparison would flatter etcd.
+//! Members run with etcd's own defaults for everything that affects durability
+//! (the WAL is fsynced before every commit is acknowledged) and, unless the caller
+//! passes timing flags (the failover benchmark's "same settings"), for timing too.
+//! The base directory must be on a real disk: on tmpfs fsync is free and the
+//! comparison would flatter etcd (`durability.rs` checks both).
 //! Needs the `etcd` binary on PATH (`bench/scripts/install-peers.sh`). Clients
 //! speak etcd's gRPC API over plain HTTP/2 through `etcd/client.rs`, our own minimal
 //! client, so building the crate needs no `protoc`.
 
 mod client;
+
+pub use self::client::{EtcdClient, put_request_len};
 
 use std::fs::{self, OpenOptions};
 use std::net::TcpListener;
@@ -27,11 +29,9 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use gantry_pki::TlsFiles;
 use rand::Rng;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::transport::ClientTlsConfig;
 
-use self::client::EtcdClient;
 use crate::load::{LoadReport, run_closed_loop};
 
 /// How long a fresh or healed cluster may take to agree on a leader.
@@ -39,18 +39,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on one status poll, so a killed or wedged member cannot stall polling.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// Connect and per-request timeouts of the benchmark writers' clients.
-const WRITE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connect and per-request timeout of the benchmark writers' clients.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Size of the value of every benchmark put, close to a Gantry job record.
-const VALUE_BYTES: usize = 200;
-/// Per-put timeout of the failover writer: short, so it moves on to another
-/// member quickly instead of waiting on a dead one.
-const FAILOVER_OP_TIMEOUT: Duration = Duration::from_millis(200);
-/// Acknowledged puts before the leader is killed, so the writer is in steady state.
-const FAILOVER_WARMUP_ACKS: usize = 20;
-/// Longest failover measured; past it the benchmark fails.
-const FAILOVER_GIVE_UP: Duration = Duration::from_secs(30);
 
 /// A running local etcd cluster. Dropping it SIGKILLs every member.
 pub struct EtcdCluster {
@@ -58,6 +48,8 @@ pub struct EtcdCluster {
     /// TLS on client and peer links (as Gantry always has), or plain HTTP.
     tls: Option<EtcdTls>,
     initial_cluster: String,
+    /// Passed to every member on every start (timing flags; never durability ones).
+    flags: Vec<String>,
     members: Vec<Member>,
 }
 
@@ -84,7 +76,21 @@ impl EtcdCluster {
     /// With `tls`, members serve clients over TLS and authenticate each other with
     /// mutual TLS, like Gantry's replicas (a dev CA and certificate made in `base_dir`).
     pub async fn start(base_dir: &Path, members: usize, tls: bool) -> anyhow::Result<EtcdCluster> {
+        Self::start_with_flags(base_dir, members, tls, &[]).await
+    }
+
+    /// [`EtcdCluster::start`] with `flags` added to every member's command line.
+    pub async fn start_with_flags(
+        base_dir: &Path,
+        members: usize,
+        tls: bool,
+        flags: &[String],
+    ) -> anyhow::Result<EtcdCluster> {
         ensure!(members > 0, "an etcd cluster needs at least one member");
+        ensure!(
+            !flags.iter().any(|f| f.contains("fsync")),
+            "fsync flags are not allowed: the comparison is with etcd's durable default"
+        );
         fs::create_dir_all(base_dir).with_context(|| format!("creating {}", base_dir.display()))?;
         let tls = if tls {
             let files = gantry_pki::ensure_dev_pki(&base_dir.join("pki"), &[]).context("creating etcd's dev PKI")?;
@@ -110,7 +116,13 @@ impl EtcdCluster {
             });
         }
         let initial_cluster = list.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",");
-        let mut cluster = EtcdCluster { base_dir: base_dir.to_path_buf(), tls, initial_cluster, members: list };
+        let mut cluster = EtcdCluster {
+            base_dir: base_dir.to_path_buf(),
+            tls,
+            initial_cluster,
+            flags: flags.to_vec(),
+            members: list,
+        };
         for i in 0..members {
             cluster.spawn(i)?;
         }
@@ -122,6 +134,33 @@ impl EtcdCluster {
     /// to fail over between them).
     pub fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    /// Number of members, killed ones included.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Process id of `member`, while it runs.
+    pub fn pid(&self, member: usize) -> Option<u32> {
+        self.members.get(member)?.child.as_ref().map(Child::id)
+    }
+
+    /// Where `member` keeps its WAL and snapshots.
+    pub fn data_dir(&self, member: usize) -> PathBuf {
+        self.base_dir.join(format!("m{member}.etcd"))
+    }
+
+    /// A client with one connection to `member` only; `timeout` bounds connecting and
+    /// each request.
+    pub fn member_client(&self, member: usize, timeout: Duration) -> anyhow::Result<EtcdClient> {
+        let m = self.members.get(member).context("no such member")?;
+        let tls = self.client_tls();
+        Ok(EtcdClient::new(std::slice::from_ref(&m.client_url), timeout, timeout, tls.as_ref())?)
     }
 
     /// What clients of this cluster need to connect (`None`: plain HTTP).
@@ -222,7 +261,7 @@ impl EtcdCluster {
         cmd.arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
-            .arg(self.base_dir.join(format!("{}.etcd", m.name)))
+            .arg(self.data_dir(member))
             .args(["--listen-client-urls", &m.client_url])
             .args(["--advertise-client-urls", &m.client_url])
             .args(["--listen-peer-urls", &m.peer_url])
@@ -231,6 +270,7 @@ impl EtcdCluster {
             // Ignored on restart: etcd reads membership from its WAL once it has one.
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "gantry-bench"])
+            .args(&self.flags)
             .stdin(Stdio::null());
         if let Some(tls) = &self.tls {
             let (ca, cert, key) = (&tls.files.ca_cert, &tls.files.cert, &tls.files.key);
@@ -278,33 +318,62 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     Ok(listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?)
 }
 
-fn random_value() -> Vec<u8> {
-    rand::rng().sample_iter(rand::distr::Alphanumeric).take(VALUE_BYTES).collect()
+/// `len` random alphanumeric bytes.
+pub fn random_value(len: usize) -> Vec<u8> {
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).collect()
 }
 
-/// Closed-loop puts of unique keys with 200-byte values. Each client has its
-/// own connection (balanced over all members) and does one warm-up put first,
-/// so connection setup is not in the latencies.
+/// The output of the installed `etcd --help` (it states the defaults).
+pub fn help() -> anyhow::Result<String> {
+    let out = Command::new("etcd")
+        .arg("--help")
+        .output()
+        .context("running `etcd --help` (install etcd with bench/scripts/install-peers.sh)")?;
+    // etcd 3.4 prints its help to stderr.
+    Ok(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A unique key of fixed length (25 bytes) for `seq` under `prefix` (8 hex digits).
+fn key(prefix: u32, seq: usize) -> String {
+    format!("bench/{prefix:08x}/{seq:010}")
+}
+
+/// The value length that makes a put of a [`key`] `request_bytes` long on the wire
+/// (protobuf), so both systems carry requests of one size. One byte more where a
+/// length prefix grows by a byte and the exact size cannot be hit.
+pub fn value_len_for(request_bytes: usize) -> anyhow::Result<usize> {
+    let key_len = key(0, 0).len();
+    ensure!(put_request_len(key_len, 0) <= request_bytes, "an etcd put of a bench key is over {request_bytes} bytes");
+    Ok((0..=request_bytes).find(|&v| put_request_len(key_len, v) >= request_bytes).unwrap_or(request_bytes))
+}
+
+/// Bytes of every put [`bench_writes`] sends for requests of `request_bytes`.
+pub fn put_len_for(request_bytes: usize) -> anyhow::Result<usize> {
+    Ok(put_request_len(key(0, 0).len(), value_len_for(request_bytes)?))
+}
+
+/// Closed-loop puts of unique keys, each request `request_bytes` long. Client `c` has
+/// its own connection, to member `c % members` (followers forward to the leader), and
+/// does one warm-up put first, so connection setup is not in the latencies.
 pub async fn bench_writes(
     cluster: &EtcdCluster,
     clients: usize,
     total_ops: usize,
     max_duration: Duration,
+    request_bytes: usize,
 ) -> anyhow::Result<LoadReport> {
-    let endpoints = cluster.endpoints();
-    let tls = cluster.client_tls();
-    let value = random_value();
+    let value = random_value(value_len_for(request_bytes)?);
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
-        let mut conn = EtcdClient::new(&endpoints, WRITE_CONNECT_TIMEOUT, WRITE_TIMEOUT, tls.as_ref())?;
+        let mut conn = cluster.member_client(i % cluster.len(), WRITE_TIMEOUT)?;
         conn.put(format!("bench/warmup/{i}"), value.clone()).await.context("etcd warm-up put")?;
         conns.push(conn);
     }
     // A fresh prefix per run, so runs on one cluster never overwrite each other.
-    let prefix = format!("bench/{:08x}", rand::rng().random::<u32>());
+    let prefix = rand::rng().random::<u32>();
     Ok(run_closed_loop(clients, total_ops, max_duration, move |client, seq| {
         let mut conn = conns[client].clone();
-        let key = format!("{prefix}/{seq:010}");
+        let key = key(prefix, seq);
         let value = value.clone();
         async move {
             conn.put(key, value).await?;
@@ -312,88 +381,6 @@ pub async fn bench_writes(
         }
     })
     .await)
-}
-
-/// Time from SIGKILL of the leader to the first acknowledged put issued after
-/// it, seen by a writer that retries across members with a 200 ms per-put
-/// timeout. The killed member is restarted and the cluster healed before
-/// returning, so the cluster can be reused.
-pub async fn bench_failover(cluster: &mut EtcdCluster) -> anyhow::Result<Duration> {
-    let leader = cluster.wait_ready(READY_TIMEOUT).await?;
-    let (acks, mut acked) = mpsc::channel(64);
-    let writer_deadline = Instant::now() + READY_TIMEOUT + FAILOVER_GIVE_UP;
-    let writer = tokio::spawn(failover_writer(cluster.endpoints(), cluster.client_tls(), acks, writer_deadline));
-
-    let warm_deadline = Instant::now() + READY_TIMEOUT;
-    for _ in 0..FAILOVER_WARMUP_ACKS {
-        match tokio::time::timeout_at(warm_deadline, acked.recv()).await {
-            Ok(Some(_)) => {}
-            _ => bail!("failover writer got no acknowledgements before the kill"),
-        }
-    }
-
-    // Taken before the signal: a conservative start (includes reaping the process).
-    let killed_at = Instant::now();
-    cluster.kill(leader)?;
-    let failover = loop {
-        match tokio::time::timeout_at(killed_at + FAILOVER_GIVE_UP, acked.recv()).await {
-            // Acks of puts sent before the kill may come from the old leader: skip them.
-            Ok(Some(ack)) if ack.issued >= killed_at => break ack.acked - killed_at,
-            Ok(Some(_)) => {}
-            Ok(None) => bail!("failover writer stopped"),
-            Err(_) => bail!("no etcd put acknowledged within {FAILOVER_GIVE_UP:?} of the kill"),
-        }
-    };
-    drop(acked);
-    writer.await?;
-    // The ack proves some member led; check it was a new one, not a stale report.
-    let new_leader = cluster.leader().await;
-    ensure!(new_leader.is_some_and(|l| l != leader), "after killing leader {leader} the leader is {new_leader:?}");
-
-    cluster.restart(leader)?;
-    cluster.wait_ready(READY_TIMEOUT).await?;
-    Ok(failover)
-}
-
-struct Ack {
-    issued: Instant,
-    acked: Instant,
-}
-
-/// Puts in a loop until `deadline` or until nobody listens, moving to the next
-/// member whenever a put fails or times out.
-async fn failover_writer(
-    endpoints: Vec<String>,
-    tls: Option<ClientTlsConfig>,
-    acks: mpsc::Sender<Ack>,
-    deadline: Instant,
-) {
-    // One single-endpoint client per member, so "retry elsewhere" is explicit.
-    let clients: Result<Vec<_>, _> = endpoints
-        .iter()
-        .map(|e| EtcdClient::new(std::slice::from_ref(e), FAILOVER_OP_TIMEOUT, FAILOVER_OP_TIMEOUT, tls.as_ref()))
-        .collect();
-    let mut clients = match clients {
-        Ok(clients) if !clients.is_empty() => clients,
-        _ => return,
-    };
-    let value = random_value();
-    let mut current = 0;
-    let mut seq = 0u64;
-    while Instant::now() < deadline && !acks.is_closed() {
-        seq += 1;
-        let issued = Instant::now();
-        let put = clients[current].put(format!("bench/failover/{seq:010}"), value.clone());
-        match tokio::time::timeout(FAILOVER_OP_TIMEOUT, put).await {
-            Ok(Ok(_)) => {
-                let ack = Ack { issued, acked: Instant::now() };
-                if acks.send(ack).await.is_err() {
-                    return;
-                }
-            }
-            _ => current = (current + 1) % clients.len(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -409,15 +396,10 @@ mod tests {
         let leader = cluster.leader().await.context("a started cluster has a leader")?;
         assert_eq!(cluster.endpoints().len(), 3);
 
-        let report = bench_writes(&cluster, 4, 100, Duration::from_secs(20)).await?;
+        let report = bench_writes(&cluster, 4, 100, Duration::from_secs(20), 200).await?;
         assert_eq!((report.ops, report.errors), (100, 0));
         assert!(report.p50_us > 0 && report.p50_us <= report.p99_us);
-
-        let failover = bench_failover(&mut cluster).await?;
-        assert!(failover < FAILOVER_GIVE_UP);
-        // Healed: all three members are back and agree.
-        assert_eq!(cluster.running().count(), 3);
-        assert!(cluster.leader().await.is_some());
+        assert!(cluster.pid(leader).is_some());
 
         // kill/restart by hand, including the misuse errors.
         let follower = (leader + 1) % 3;
@@ -426,6 +408,17 @@ mod tests {
         cluster.restart(follower)?;
         assert!(cluster.restart(follower).is_err());
         cluster.wait_ready(READY_TIMEOUT).await?;
+        Ok(())
+    }
+
+    #[test]
+    fn puts_are_sized_to_the_byte() -> anyhow::Result<()> {
+        for bytes in 40..1000 {
+            let len = put_len_for(bytes)?;
+            assert!(len == bytes || len == bytes + 1, "{bytes} -> {len}");
+        }
+        assert_eq!(put_len_for(200)?, 200);
+        assert!(value_len_for(10).is_err(), "smaller than the key alone");
         Ok(())
     }
 

@@ -12,9 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use gantry_bench::failover::timing;
 use gantry_bench::load::LoadReport;
 use gantry_bench::node::{footprint, logs, start_overhead};
-use gantry_bench::{etcd, gantry, placement, raft_loaded};
+use gantry_bench::{durability, etcd, failover, gantry, placement, raft_loaded, raft_setup};
 
 #[derive(Parser)]
 #[command(about = "Gantry benchmarks")]
@@ -29,17 +30,20 @@ enum Command {
     Etcd(EtcdArgs),
     /// Placement throughput and per-decision latency on a synthetic 5,000-node fleet.
     Placement,
-    /// Durable replicated writes: 3 Gantry replicas vs a 3-member etcd, same run.
+    /// Durable replicated writes: 3 Gantry replicas vs a 3-member etcd, same run, same
+    /// connections and request sizes; data dirs under $TMPDIR, which must be a real disk.
     Raft(RaftArgs),
     /// Durable replicated writes on a state holding many workloads vs an empty state.
     #[command(name = "raft_loaded")]
     RaftLoaded(RaftLoadedArgs),
-    /// SIGKILL of the leader to the next acknowledged write: Gantry vs etcd, same run.
+    /// SIGKILL of the leader to the next acknowledged write: Gantry and etcd with the same
+    /// election settings and with each one's defaults, same run.
     Failover(FailoverArgs),
     /// CreateTraining to a running container, minus a bare Docker start of the same image.
     #[command(name = "start_overhead")]
     StartOverhead(StartOverheadArgs),
-    /// Lines/s of a fast printer followed end to end with TrainingLogs, every line checked.
+    /// Lines/s of a fast printer followed end to end with TrainingLogs; fails when a line
+    /// is lost, duplicated or out of order.
     Logs(LogsArgs),
     /// RSS and CPU of the agent process with idle containers running.
     #[command(name = "agent_footprint")]
@@ -110,9 +114,16 @@ struct RaftLoadedArgs {
 
 #[derive(Args)]
 struct FailoverArgs {
-    /// Leader kills per system; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Leader kills per configuration (4 configurations).
+    #[arg(long, default_value_t = 10)]
     rounds: usize,
+    /// Heartbeat of the "same" configurations, ms (default: Gantry's default heartbeat).
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Election timeout of the "same" configurations, ms, a multiple of the heartbeat
+    /// (default: Gantry's default election timeout).
+    #[arg(long)]
+    election_ms: Option<u64>,
 }
 
 #[derive(Args)]
@@ -170,8 +181,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Logs(args) => {
-            println!("{}", logs::run(args.lines).await?.bench_line());
-            Ok(())
+            let report = logs::run(args.lines).await?;
+            println!("{}", report.bench_line());
+            // After the figures: a run that lost or reordered a line fails, naming it.
+            report.verify()
         }
         Command::AgentFootprint(args) => {
             println!("{}", footprint::run(args.containers).await?.bench_line());
@@ -196,25 +209,40 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
     let gantry = gantry::start(args.replicas).await?;
     let dir = tempfile::Builder::new().prefix("gantry-bench-etcd-").tempdir()?;
     let etcd = etcd::EtcdCluster::start(dir.path(), args.replicas, !args.etcd_plain).await?;
+    raft_setup::verify(&gantry, &etcd, dir.path()).await?;
     println!(
-        "{n} Gantry replicas and {n} etcd members on 127.0.0.1, fsync on, TLS on Gantry and {etcd_tls}; both idle while the other runs",
+        "{n} Gantry replicas and {n} etcd members on 127.0.0.1, TLS on Gantry and {etcd_tls}; both idle while the other runs",
         n = args.replicas,
         etcd_tls = if args.etcd_plain { "off on etcd" } else { "on etcd" },
     );
     println!(
-        "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8}",
-        "system", "clients", "ops", "errors", "elapsed_s", "commits/s", "p50_us", "p99_us"
+        "operation (both): one connection per client, client c to member c % {n} (followers forward), one warm-up \
+         write per client, closed loop; acknowledged once a majority fsynced and applied",
+        n = args.replicas
     );
     let runs =
         [(1, args.single_ops, Duration::from_secs(20)), (args.clients, args.concurrent_ops, Duration::from_secs(30))];
+    for (clients, _, _) in runs {
+        let bytes = gantry::request_len(&format!("c{clients}"));
+        println!(
+            "request size with {clients} client(s): gantry CreateExperiment {bytes} B, etcd Put {} B (protobuf)",
+            etcd::put_len_for(bytes)?
+        );
+    }
+    println!(
+        "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>8} {:>8}",
+        "system", "clients", "ops", "errors", "elapsed_s", "commits/s", "p50_us", "p99_us"
+    );
     let mut lines = Vec::new();
     for (clients, ops, max) in runs {
-        let g = gantry::bench_writes(&gantry, &format!("c{clients}"), clients, ops, max).await;
+        let run = format!("c{clients}");
+        let bytes = gantry::request_len(&run);
+        let g = gantry::bench_writes(&gantry, &run, clients, ops, max).await?;
         row("gantry", clients, &g);
         if args.gantry_only {
             continue;
         }
-        let e = etcd::bench_writes(&etcd, clients, ops, max).await?;
+        let e = etcd::bench_writes(&etcd, clients, ops, max, bytes).await?;
         row("etcd", clients, &e);
         lines.push(format!(
             "bench: raft clients={clients} commits_per_s={:.0} p50_us={} p99_us={} etcd_commits_per_s={:.0} \
@@ -241,25 +269,7 @@ async fn run_raft(args: RaftArgs) -> anyhow::Result<()> {
 }
 
 async fn run_failover(args: FailoverArgs) -> anyhow::Result<()> {
-    let gantry = gantry::start(3).await?;
-    let dir = tempfile::Builder::new().prefix("gantry-bench-etcd-").tempdir()?;
-    let mut etcd = etcd::EtcdCluster::start(dir.path(), 3, true).await?;
-    println!("leader SIGKILL -> next acknowledged write (writer retries on the next member, 200 ms per write)");
-    println!("Gantry: 50 ms ticks, election after 10-20 ticks; etcd: defaults (100 ms heartbeat, 1 s election)");
-    let (mut g, mut e) = (Vec::new(), Vec::new());
-    for round in 1..=args.rounds {
-        let gm = gantry::bench_failover(&gantry).await?.as_millis();
-        let em = etcd::bench_failover(&mut etcd).await?.as_millis();
-        println!("round {round}: gantry {gm} ms, etcd {em} ms");
-        g.push(gm);
-        e.push(em);
-    }
-    drop(etcd);
-    gantry.shutdown().await?;
-    g.sort_unstable();
-    e.sort_unstable();
-    let (gm, em) = (g[g.len() / 2], e[e.len() / 2]);
-    println!("bench: failover ms={gm} etcd_ms={em} rounds={} gantry_all={g:?} etcd_all={e:?}", args.rounds);
+    failover::run(args.rounds, timing::same(args.heartbeat_ms, args.election_ms)?).await?;
     Ok(())
 }
 
@@ -270,12 +280,15 @@ async fn run_etcd(args: EtcdArgs) -> anyhow::Result<()> {
         Some(parent) => tmp.tempdir_in(parent)?,
         None => tmp.tempdir()?,
     };
+    let mount = durability::real_disk(dir.path())?;
     let mut cluster = etcd::EtcdCluster::start(dir.path(), args.members, true).await?;
     println!(
-        "etcd: {} members, fsync on, heartbeat 100 ms / election 1000 ms (defaults), data in {}",
+        "etcd: {} members, fsync on, {} (defaults), data in {} on {mount}",
         args.members,
+        timing::RaftTiming::etcd_default(&etcd::help()?)?,
         dir.path().display()
     );
+    let bytes = gantry::request_len("etcd");
 
     let runs =
         [(1, args.single_ops, Duration::from_secs(20)), (args.clients, args.concurrent_ops, Duration::from_secs(30))];
@@ -285,7 +298,7 @@ async fn run_etcd(args: EtcdArgs) -> anyhow::Result<()> {
         "clients", "ops", "errors", "elapsed_s", "commits/s", "p50_us", "p99_us"
     );
     for (clients, ops, max) in runs {
-        let r = etcd::bench_writes(&cluster, clients, ops, max).await?;
+        let r = etcd::bench_writes(&cluster, clients, ops, max, bytes).await?;
         println!(
             "{clients:>8} {:>8} {:>7} {:>9.2} {:>10.0} {:>8} {:>8}",
             r.ops,
@@ -298,7 +311,7 @@ async fn run_etcd(args: EtcdArgs) -> anyhow::Result<()> {
         lines.push(r.bench_line("etcd", clients));
     }
 
-    let failover = etcd::bench_failover(&mut cluster).await?;
+    let failover = failover::etcd_round(&mut cluster).await?;
     println!("leader SIGKILL -> next acknowledged put: {} ms", failover.as_millis());
     lines.push(format!("bench: etcd_failover ms={}", failover.as_millis()));
 

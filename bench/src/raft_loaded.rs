@@ -103,7 +103,7 @@ impl Report {
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let empty = {
         let cluster = start(opts).await?;
-        let writes = gantry::bench_writes(&cluster, "empty", opts.clients, opts.ops, opts.max).await;
+        let writes = gantry::bench_writes(&cluster, "empty", opts.clients, opts.ops, opts.max).await?;
         cluster.shutdown().await?;
         Run { workloads: 0, writes }
     };
@@ -114,7 +114,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.workloads > 0 {
         settle(&cluster, opts.workloads).await?;
     }
-    let writes = gantry::bench_writes(&cluster, "loaded", opts.clients, opts.ops, opts.max).await;
+    let writes = gantry::bench_writes(&cluster, "loaded", opts.clients, opts.ops, opts.max).await?;
     cluster.shutdown().await?;
     Ok(Report { empty, loaded: Run { workloads: opts.workloads, writes }, load_time })
 }

@@ -49,6 +49,12 @@ pub enum EtcdClientError {
     MissingHeader,
 }
 
+/// Bytes of a `PutRequest` (protobuf) with a key and a value of these lengths.
+pub fn put_request_len(key_len: usize, value_len: usize) -> usize {
+    use prost::Message as _;
+    PutRequest { key: vec![0; key_len], value: vec![0; value_len], ..PutRequest::default() }.encoded_len()
+}
+
 /// How one member sees the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberStatus {

@@ -10,6 +10,11 @@
 //! with `tail_lines = 0` (everything kept), and read until it ends with the training.
 //! lines/s counts the numbered lines received over the time from the first byte
 //! received to the end of the stream.
+//!
+//! Every line the training prints is its number, so the received stream must be
+//! exactly `0, 1, …, lines − 1`, live and when read again after the training ended; the
+//! benchmark fails (after printing its figures) naming the first line lost, duplicated
+//! or out of order.
 
 use std::time::{Duration, Instant};
 
@@ -33,12 +38,26 @@ fn script(lines: u64) -> String {
     format!("import sys\nw = sys.stdout.write\nfor i in range({lines}):\n    w(f\"{{i}}\\n\")\n")
 }
 
-/// What arrived, checked against `0..expected`.
+/// Where the stream first departed from `0, 1, 2, …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Break {
+    /// Numbered lines received before it.
+    at: u64,
+    /// The number that was due.
+    expected: u64,
+    /// The number that came instead.
+    got: u64,
+}
+
+/// What arrived, checked against the sequence `0..expected`.
 #[derive(Debug, Clone)]
 pub struct Check {
     pub expected: u64,
     seen: Vec<bool>,
     max: Option<u64>,
+    /// Length of the in-order prefix received: the number due next.
+    next: u64,
+    first_break: Option<Break>,
     /// Numbered lines received (duplicates included).
     pub received: u64,
     /// Numbers that arrived after a higher one.
@@ -56,6 +75,8 @@ impl Check {
             expected,
             seen: vec![false; usize::try_from(expected).unwrap_or(usize::MAX)],
             max: None,
+            next: 0,
+            first_break: None,
             received: 0,
             reordered: 0,
             duplicates: 0,
@@ -101,6 +122,13 @@ impl Check {
             }
             return;
         };
+        if self.first_break.is_none() {
+            if n == self.next {
+                self.next += 1;
+            } else {
+                self.first_break = Some(Break { at: self.received, expected: self.next, got: n });
+            }
+        }
         self.received += 1;
         let slot = &mut self.seen[n as usize];
         if *slot {
@@ -116,6 +144,47 @@ impl Check {
     /// Numbers of `0..expected` that never arrived.
     pub fn lost(&self) -> u64 {
         self.expected - self.seen.iter().filter(|&&s| s).count() as u64
+    }
+
+    /// The first departure from `0, 1, …, expected − 1`, in words; `None` if the stream
+    /// was exactly that. Call after [`Check::finish`].
+    pub fn first_problem(&self) -> Option<String> {
+        let after = |n: u64| if n == 0 { "at the start".to_string() } else { format!("after line {}", n - 1) };
+        match self.first_break {
+            Some(Break { at, expected, got }) if got > expected => {
+                let what = if self.seen[expected as usize] { "out of order" } else { "lost" };
+                Some(format!(
+                    "line {expected} {what}: line {got} came {} (numbered line #{} of the stream)",
+                    after(expected),
+                    at + 1
+                ))
+            }
+            Some(Break { at, expected, got }) => Some(format!(
+                "line {got} duplicated: it came again {} (numbered line #{} of the stream)",
+                after(expected),
+                at + 1
+            )),
+            None if self.next < self.expected => {
+                Some(format!("lines {}..={} lost: the stream ended {}", self.next, self.expected - 1, after(self.next)))
+            }
+            None => None,
+        }
+    }
+
+    /// Fails naming the first line lost, duplicated or out of order in `stream`.
+    pub fn verify(&self, stream: &str) -> anyhow::Result<()> {
+        match self.first_problem() {
+            None => Ok(()),
+            Some(problem) => anyhow::bail!(
+                "logs: {problem} ({stream}: {} lines printed, {} numbered lines received, {} lost, {} out of order, \
+                 {} duplicated)",
+                self.expected,
+                self.received,
+                self.lost(),
+                self.reordered,
+                self.duplicates
+            ),
+        }
     }
 }
 
@@ -136,7 +205,7 @@ pub struct Report {
     pub engine_log: String,
     /// The stored log read again once the training completed (`follow = false`): the
     /// agent → scheduler → client path alone, without the engine.
-    pub replay_lines: u64,
+    pub replay: Check,
     /// Lines of the replay over the time from its call to its end.
     pub replay_lines_per_s: f64,
 }
@@ -148,11 +217,20 @@ impl Report {
 
     pub fn bench_line(&self) -> String {
         format!(
-            "bench: logs lines_per_s={:.0} lost={} reordered={}",
+            "bench: logs lines_per_s={:.0} lost={} reordered={} duplicated={} replay_lost={} replay_reordered={}",
             self.lines_per_s(),
             self.check.lost(),
-            self.check.reordered
+            self.check.reordered,
+            self.check.duplicates,
+            self.replay.lost(),
+            self.replay.reordered
         )
+    }
+
+    /// Fails naming the first line lost, duplicated or out of order, live or in the replay.
+    pub fn verify(&self) -> anyhow::Result<()> {
+        self.check.verify("live stream (follow)")?;
+        self.replay.verify("replay after COMPLETE")
     }
 
     fn print(&self) {
@@ -177,7 +255,7 @@ impl Report {
                 self.container_ms.map_or("-".into(), |v| format!("{:.0}", c.expected as f64 / (v / 1000.0).max(1e-3))),
             ),
             ("lines/s (target ≥ 100,000)", format!("{:.0}", self.lines_per_s())),
-            ("replay after COMPLETE (follow=false): lines", self.replay_lines.to_string()),
+            ("replay after COMPLETE (follow=false): lines", self.replay.received.to_string()),
             ("replay lines/s (call → end)", format!("{:.0}", self.replay_lines_per_s)),
         ];
         for (what, value) in rows {
@@ -192,6 +270,10 @@ impl Report {
         }
         for line in &c.other_sample {
             println!("  other: {line:?}");
+        }
+        for (stream, check) in [("live stream", c), ("replay", &self.replay)] {
+            let verdict = check.first_problem().unwrap_or_else(|| "every line once, in order".into());
+            println!("{stream}: {verdict}");
         }
     }
 }
@@ -274,7 +356,7 @@ async fn follow(kit: &NodeKit, lines: u64) -> anyhow::Result<Report> {
         open,
         container_ms,
         engine_log,
-        replay_lines: replay.check.received,
+        replay: replay.check,
         replay_lines_per_s,
     })
 }
@@ -318,5 +400,46 @@ mod tests {
         assert_eq!(c.reordered, 1, "1 after 2 (the second 2 is a duplicate, not below the highest)");
         assert_eq!(c.duplicates, 1);
         assert_eq!(c.other, 2);
+    }
+
+    fn checked(expected: u64, stream: &[u8]) -> Check {
+        let mut c = Check::new(expected);
+        c.feed(stream);
+        c.finish();
+        c
+    }
+
+    #[test]
+    fn an_exact_sequence_passes() {
+        let c = checked(3, b"0\n1\n2\n");
+        assert_eq!(c.first_problem(), None);
+        assert!(c.verify("live").is_ok());
+    }
+
+    #[test]
+    fn a_lost_line_fails_naming_it() {
+        let c = checked(5, b"0\n1\n3\n4\n");
+        let err = c.verify("live").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("line 2 lost: line 3 came after line 1"), "{err}");
+        assert!(err.contains("1 lost"), "{err}");
+    }
+
+    #[test]
+    fn a_reordered_line_fails_naming_it() {
+        let c = checked(4, b"0\n2\n1\n3\n");
+        assert_eq!(c.lost(), 0, "nothing lost, only reordered");
+        let problem = c.first_problem().unwrap_or_default();
+        assert!(problem.contains("line 1 out of order: line 2 came after line 0"), "{problem}");
+        assert!(c.verify("live").is_err());
+    }
+
+    #[test]
+    fn a_duplicate_or_a_truncated_stream_fails() {
+        let dup = checked(3, b"0\n1\n1\n2\n").first_problem().unwrap_or_default();
+        assert!(dup.contains("line 1 duplicated: it came again after line 1"), "{dup}");
+        let cut = checked(5, b"0\n1\n2\n").first_problem().unwrap_or_default();
+        assert!(cut.contains("lines 3..=4 lost: the stream ended after line 2"), "{cut}");
+        let nothing = checked(2, b"").first_problem().unwrap_or_default();
+        assert!(nothing.contains("lines 0..=1 lost: the stream ended at the start"), "{nothing}");
     }
 }
