@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 
 use gantry_domain::training::StatusChange;
-use gantry_domain::{Experiment, ExperimentStatus, Meta, Node, NodeStatus, Training, TrainingStatus, WorkloadDemand};
+use gantry_domain::{Experiment, ExperimentStatus, Meta, Training, TrainingStatus, WorkloadDemand};
 
 use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
-use super::{gpu_health, node_loss, ownership, release, rendezvous, revocations};
+use super::{gpu_health, nodes, ownership, release, rendezvous, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -34,10 +34,10 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             Ok(Applied::Done)
         }
         CommandV1::RegisterNode { hostname, address, inventory, now_ms } => {
-            register_node(state, hostname, address, inventory, now_ms)
+            nodes::register_node(state, hostname, address, inventory, now_ms)
         }
         CommandV1::SetNodeStatus { node_id, status, now_ms, reason } => {
-            set_node_status(state, &node_id, status, &reason, now_ms)
+            nodes::set_node_status(state, &node_id, status, &reason, now_ms)
         }
         CommandV1::CreateExperiment { project, id, request_id, spec, now_ms } => {
             let p = state.projects.entry(project.clone()).or_default();
@@ -146,61 +146,6 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             gpu_health::set_gpu_health(state, &node_id, unhealthy, now_ms)
         }
     }
-}
-
-pub(super) fn register_node(
-    state: &mut State,
-    hostname: String,
-    address: String,
-    inventory: gantry_domain::NodeInventory,
-    now_ms: u64,
-) -> Outcome {
-    gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
-    // The API refuses a revoked node's certificates; this closes the window between that
-    // check and a revocation committed before this entry.
-    if revocations::blocks_ready(state, &hostname) {
-        return Err(Rejected::PermissionDenied { reason: format!("node '{hostname}' was revoked") });
-    }
-    check_gpus_unique(state, &hostname, &inventory)?;
-    let node = state.nodes.entry(hostname.clone()).or_insert_with(|| Node {
-        id: hostname.clone(),
-        hostname: hostname.clone(),
-        address: address.clone(),
-        inventory: inventory.clone(),
-        status: NodeStatus::Ready,
-        registered_at_ms: now_ms,
-        status_changed_at_ms: now_ms,
-        unhealthy_gpus: Default::default(),
-    });
-    node.address = address;
-    node.inventory = inventory;
-    if node.status == NodeStatus::Down {
-        node.status = NodeStatus::Ready;
-        node.status_changed_at_ms = now_ms;
-    }
-    let node = node.clone();
-    node_loss::end_what_no_longer_fits(state, &node, now_ms);
-    Ok(Applied::Node(node))
-}
-
-/// A GPU is one physical device: a UUID another node already reports is a misconfigured
-/// fake inventory or a cloned host, and placement would hand the same device out twice.
-pub(super) fn check_gpus_unique(
-    state: &State,
-    hostname: &str,
-    inventory: &gantry_domain::NodeInventory,
-) -> Result<(), Rejected> {
-    for (i, gpu) in inventory.gpus.iter().enumerate() {
-        if let Some(other) =
-            state.nodes.values().find(|n| n.id != hostname && n.inventory.gpus.iter().any(|g| g.uuid == gpu.uuid))
-        {
-            return Err(Rejected::invalid(
-                format!("inventory.gpus[{i}].uuid"),
-                format!("GPU {} is already registered by node '{}'", gpu.uuid, other.id),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -436,29 +381,6 @@ fn training_applied(state: &State, project: &str, name: &str) -> Outcome {
     let training = state.training(project, name).ok_or_else(|| Rejected::not_found(format!("training '{name}'")))?;
     let placement = state.workloads.get(&training.workload_id).and_then(|w| w.placement.clone());
     Ok(Applied::Training { training: training.clone(), placement })
-}
-
-pub(super) fn set_node_status(
-    state: &mut State,
-    node_id: &str,
-    status: NodeStatus,
-    reason: &str,
-    now_ms: u64,
-) -> Outcome {
-    if status == NodeStatus::Ready && revocations::blocks_ready(state, node_id) {
-        return Err(Rejected::PermissionDenied { reason: format!("node '{node_id}' was revoked") });
-    }
-    let node = state.nodes.get_mut(node_id).ok_or_else(|| Rejected::not_found(format!("node '{node_id}'")))?;
-    if node.status == status {
-        return Ok(Applied::Node(node.clone()));
-    }
-    node.status = status;
-    node.status_changed_at_ms = now_ms;
-    let node = node.clone();
-    if status == NodeStatus::Down {
-        node_loss::end_workloads_on_lost_node(state, node_id, reason, now_ms);
-    }
-    Ok(Applied::Node(node))
 }
 
 fn report_container(

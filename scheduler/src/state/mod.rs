@@ -15,6 +15,7 @@ pub mod containers;
 pub mod gpu_health;
 pub mod index;
 mod node_loss;
+mod nodes;
 mod outcome;
 pub mod ownership;
 mod release;
@@ -24,6 +25,8 @@ mod workload;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod invariants;
 #[cfg(test)]
 mod regressions;
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Minimized regression tests for what the command fuzzer (`fuzz`) found; each also
-//! checks every invariant of `fuzz::check` afterwards.
+//! checks every invariant of `invariants::check` afterwards.
 
 use gantry_domain::*;
 
-use super::fuzz::check;
+use super::invariants::check;
 use super::tests::{cpu_catalog, create_t, spec};
 use super::{Command, CommandV1, Rejected, State, apply};
 

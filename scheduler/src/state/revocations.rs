@@ -68,7 +68,7 @@ pub fn join_node(
     gantry_domain::validate::non_empty_bounded("hostname", &hostname, 253)?;
     // Before the admission below is used up: a join refused for its inventory must leave
     // the operator's admission in place.
-    super::apply::check_gpus_unique(state, &hostname, &inventory)?;
+    super::nodes::check_gpus_unique(state, &hostname, &inventory)?;
     if let Some(node) = is_retry(state, &hostname, &address, &inventory, &key) {
         return Ok(Applied::Node(node));
     }
@@ -93,7 +93,7 @@ pub fn join_node(
             }
         }
     }
-    let outcome = super::apply::register_node(state, hostname.clone(), address, inventory, now_ms)?;
+    let outcome = super::nodes::register_node(state, hostname.clone(), address, inventory, now_ms)?;
     if key.is_empty() {
         state.join_keys.remove(&hostname);
     } else {
@@ -133,7 +133,7 @@ pub fn revoke_node(state: &mut State, node_id: &str, reason: &str, now_ms: u64) 
         .node_revocations
         .insert(node_id.to_string(), NodeRevocation { revoked_before_ms, rejoin_allowed: false, rejoined_at_ms: None });
     let reason = if reason.is_empty() { format!("node {node_id} was revoked") } else { reason.to_string() };
-    super::apply::set_node_status(state, node_id, NodeStatus::Down, &reason, now_ms)
+    super::nodes::set_node_status(state, node_id, NodeStatus::Down, &reason, now_ms)
 }
 
 /// Allows one fresh join of a revoked node with the join token.
