@@ -52,7 +52,16 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(std::env::var("GANTRY_LOG").unwrap_or_else(|_| "warn".into())).init();
     match Cli::parse().command {
-        Cmd::Soak { seeds, seed, minutes, faults, agents } => soak(seeds, seed, minutes, faults, agents).await,
+        Cmd::Soak { seeds, seed, minutes, faults, agents } => {
+            // Interrupted, the run's future is dropped: its destructors remove the
+            // namespaces, bridge, firewall rules, mounts, processes and containers.
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = soak(seeds, seed, minutes, faults, agents) => r,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+                _ = term.recv() => anyhow::bail!("terminated"),
+            }
+        }
         Cmd::Check { history } => {
             let records = record::read_jsonl(&history)?;
             let mut findings = check::Findings::default();

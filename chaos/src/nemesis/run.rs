@@ -120,6 +120,9 @@ async fn run_on(cluster: &Arc<ProcessCluster>, options: &NemesisOptions) -> anyh
 
     let label = format!("nem{:013x}", rand::random::<u64>() >> 12);
     let schedulers: Vec<String> = (0..cluster.len()).map(|i| cluster.api_url(i)).collect();
+    // Declared before the agents so it drops after them: no agent is left to start a
+    // container once the cleanup has run.
+    let _cleanup = ContainerCleanup(label.clone());
     let mut agents = Vec::new();
     for k in 0..options.agents {
         let node = format!("node-{k}");
@@ -135,7 +138,6 @@ async fn run_on(cluster: &Arc<ProcessCluster>, options: &NemesisOptions) -> anyh
             netns: Some(net.namespace(cluster.len() + k)),
         })?);
     }
-    let _cleanup = ContainerCleanup(label.clone());
     wait_nodes_ready(cluster, options.agents).await.with_context(|| agent_logs(&agents))?;
 
     let journal = Journal::new();
