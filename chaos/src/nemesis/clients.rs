@@ -12,6 +12,7 @@ use tonic::Status;
 
 use super::record::{Action, Journal, Outcome, Record};
 use crate::clients::Clients;
+use crate::history::OpResult;
 
 /// The project every nemesis resource lives in.
 pub const PROJECT: &str = "nemesis";
@@ -134,17 +135,12 @@ pub fn register_type(key: &str, value: u64) -> pb::InstanceType {
     pb::InstanceType { name: key.into(), cpu_millis: 100, memory_mib: value, ..Default::default() }
 }
 
-/// Codes the scheduler returns only for a write it did not and never will apply are
-/// definite; everything else may or may not have happened.
+/// A gRPC error as the journal records it; which codes are definite is
+/// [`OpResult::from_status`]'s one list.
 pub fn classify(status: &Status) -> Outcome {
-    use tonic::Code;
-    match status.code() {
-        code @ (Code::InvalidArgument
-        | Code::AlreadyExists
-        | Code::NotFound
-        | Code::FailedPrecondition
-        | Code::PermissionDenied
-        | Code::Unauthenticated) => Outcome::Failed { code: format!("{code:?}") },
-        code => Outcome::Unknown { error: format!("{code:?}: {}", status.message()) },
+    match OpResult::from_status(status) {
+        OpResult::Failed(code) => Outcome::Failed { code: format!("{code:?}") },
+        OpResult::Unknown(error) => Outcome::Unknown { error },
+        OpResult::Ok => Outcome::Ok,
     }
 }
