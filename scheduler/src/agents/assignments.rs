@@ -46,6 +46,7 @@ pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
                 master_port: w.ports.map_or(0, |p| u32::from(p.master())),
                 worker_ports: w.ports.map(|p| p.workers().into_iter().map(u32::from).collect()).unwrap_or_default(),
                 release: w.ended,
+                serving: None,
             });
         }
     }
