@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod experiment;
 pub mod meta;
+pub mod model;
 pub mod node;
 pub mod ports;
 pub mod resources;
@@ -24,6 +25,7 @@ pub mod workload;
 pub use catalog::{Framework, Image, ImageCoreType, InstanceType};
 pub use experiment::{Experiment, ExperimentSpec};
 pub use meta::{Meta, Tag};
+pub use model::{Model, ModelFramework, ModelSource, ModelSpec};
 pub use node::{Gpu, GpuFault, Node, NodeInventory, NodeStatus};
 pub use ports::{GangPorts, PortRange};
 pub use resources::Resources;

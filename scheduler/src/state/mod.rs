@@ -34,7 +34,7 @@ pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 
-use gantry_domain::{Experiment, Image, InstanceType, Node, NodeStatus, Resources, StorageGrants, Training};
+use gantry_domain::{Experiment, Image, InstanceType, Model, Node, NodeStatus, Resources, StorageGrants, Training};
 use gantry_placement::{FreeGpu, NodeSnapshot};
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,9 @@ pub use workload::{Workload, WorkloadOwner};
 pub struct Project {
     pub experiments: BTreeMap<String, Experiment>,
     pub trainings: BTreeMap<String, Training>,
+    /// By name.
+    #[serde(default)]
+    pub models: BTreeMap<String, Model>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,6 +89,10 @@ impl State {
     /// The project's storage grants (empty when it has none).
     pub fn grants(&self, project: &str) -> StorageGrants {
         self.storage_grants.get(project).cloned().unwrap_or_default()
+    }
+
+    pub fn model(&self, project: &str, name: &str) -> Option<&Model> {
+        self.projects.get(project)?.models.get(name)
     }
 
     pub fn experiment(&self, project: &str, name: &str) -> Option<&Experiment> {
