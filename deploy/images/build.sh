@@ -50,8 +50,9 @@ verify_python() {
 }
 verify_pytorch() {
   verify_python "$1"
-  verify_run torch 1.13.1 "$1" python3 -c \
-    'import torch; m = torch.jit.script(torch.nn.Linear(2, 1)); print(torch.__version__)'
+  # Debian's build calls itself 1.13.0a0; the package is 1.13.1+dfsg.
+  verify_run torch ok "$1" python3 -c \
+    'import torch; m = torch.jit.script(torch.nn.Linear(2, 1)); assert torch.__version__.startswith("1.13"); print("ok")'
   verify_run runtime ok "$1" python3 -c 'import gantry_serve.server; print("ok")'
 }
 verify_sklearn_onnx() {

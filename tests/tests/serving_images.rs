@@ -259,6 +259,9 @@ impl Drop for Server {
     }
 }
 
+/// An HTTP status and JSON body, or why there was none.
+type Reply = anyhow::Result<(u16, Value)>;
+
 /// One HTTP/1.1 request on a fresh connection; the status and the JSON body.
 fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> anyhow::Result<(u16, Value)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
@@ -316,7 +319,7 @@ fn argmax(row: &[f64]) -> usize {
 fn check_errors(server: &Server) -> anyhow::Result<()> {
     let port = server.port;
     let path = format!("/v1/models/{}:predict", server.model);
-    let cases: Vec<(&str, u16, anyhow::Result<(u16, Value)>)> = vec![
+    let cases: Vec<(&str, u16, Reply)> = vec![
         ("bad JSON", 400, http(port, "POST", &path, Some(b"{\"instances\": [1,"))),
         ("no instances", 400, server.predict(&json!({ "rows": [] }))),
         ("ragged instances", 400, server.predict(&json!({ "instances": [[1.0, 2.0], [1.0]] }))),
