@@ -38,7 +38,8 @@ with open("/out/model.onnx", "wb") as f:
 print("made")
 "#;
 
-/// A tiny classifier ending in softmax, scripted to TorchScript as `iris.pt`.
+/// A tiny classifier ending in softmax, traced to TorchScript as `iris.pt` (scripting
+/// needs the source file, which `python3 -c` has not).
 const MAKE_TORCH: &str = r#"
 import torch
 class Iris(torch.nn.Module):
@@ -48,7 +49,7 @@ class Iris(torch.nn.Module):
     def forward(self, x):
         return torch.softmax(self.linear(x), dim=1)
 torch.manual_seed(0)
-torch.jit.script(Iris()).save("/out/iris.pt")
+torch.jit.trace(Iris(), torch.zeros(1, 4)).save("/out/iris.pt")
 print("made")
 "#;
 
