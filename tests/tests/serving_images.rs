@@ -289,6 +289,42 @@ fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> anyhow::Res
     Ok((status, json))
 }
 
+/// Two requests on one keep-alive connection, which is then left open and idle: a
+/// graceful stop must close it rather than wait for the client.
+fn keep_alive_connection(server: &Server) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let body = iris_v1().to_string();
+    for _ in 0..2 {
+        let request = format!(
+            "POST /v1/models/{}:predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+            server.model,
+            body.len()
+        );
+        stream.write_all(request.as_bytes())?;
+        // Read exactly one response: headers, then Content-Length bytes.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte)?;
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        ensure!(head.starts_with("http/1.1 200"), "{head}");
+        ensure!(!head.contains("connection: close"), "the server closed a keep-alive connection: {head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no Content-Length in {head}"))?;
+        let mut reply = vec![0u8; length];
+        stream.read_exact(&mut reply)?;
+        let reply: Value = serde_json::from_slice(&reply)?;
+        ensure!(reply["predictions"].as_array().map(Vec::len) == Some(IRIS_ROWS.len()), "{reply}");
+    }
+    Ok(stream)
+}
+
 fn iris_v1() -> Value {
     json!({ "instances": IRIS_ROWS })
 }
@@ -421,7 +457,9 @@ fn pytorch_serves_a_torchscript_model_named_after_the_model() -> anyhow::Result<
     ensure!(status == 200, "{reply}");
     ensure!(reply["outputs"][0]["shape"] == json!([2, 3]) && reply["outputs"][0]["datatype"] == "FP32", "{reply}");
     check_errors(&server)?;
+    let idle = keep_alive_connection(&server)?;
     server.stop_gracefully()?;
+    drop(idle);
     // The artifact is `{name}.pt`: a model named differently has none.
     check_missing_artifact(PYTORCH_IMAGE, "other", "PYTORCH", "/mnt/models/other.pt")
 }
