@@ -190,7 +190,7 @@ fn list_view(models: &[Model]) -> String {
         table.row([
             m.name.clone(),
             truncate(&m.description, DESCRIPTION_WIDTH),
-            tags_text(&m.tags),
+            if m.tags.is_empty() { "-".into() } else { tags_text(&m.tags) },
             m.artifact_path.clone(),
             training,
             training_id,
@@ -253,9 +253,9 @@ mod tests {
         assert_eq!(
             list_view(&[model(), external]),
             "\
-NAME    DESCRIPTION   TAGS          ARTIFACT PATH          TRAINING NAME   TRAINING ID   FRAMEWORK
-mnist   digits        team=vision   file:///srv/out/mnist  train-mnist     trn-7         PYTORCH 2.1
-ext     digits        -             file:///srv/out/mnist  -               -             PYTORCH 2.1
+NAME    DESCRIPTION   TAGS          ARTIFACT PATH           TRAINING NAME   TRAINING ID   FRAMEWORK
+mnist   digits        team=vision   file:///srv/out/mnist   train-mnist     trn-7         PYTORCH 2.1
+ext     digits        -             file:///srv/out/mnist   -               -             PYTORCH 2.1
 "
         );
     }
