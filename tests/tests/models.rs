@@ -235,7 +235,7 @@ async fn a_model_is_made_only_from_a_complete_training_which_it_then_keeps() -> 
     assert_eq!(model.artifact_path, output, "the artifact is the training's output path");
     assert_eq!(model.framework, "PYTORCH");
     let listed = models(&a).await;
-    assert_eq!(listed, [model.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&model));
     let Some(model_source::Kind::Training(source)) = listed[0].source.as_ref().and_then(|s| s.kind.clone()) else {
         panic!("the list shows no source training: {:?}", listed[0].source)
     };
