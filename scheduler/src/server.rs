@@ -13,6 +13,7 @@ use gantry_proto::v1::agent_service_server::AgentServiceServer;
 use gantry_proto::v1::catalog_service_server::CatalogServiceServer;
 use gantry_proto::v1::cluster_service_server::ClusterServiceServer;
 use gantry_proto::v1::experiment_service_server::ExperimentServiceServer;
+use gantry_proto::v1::model_service_server::ModelServiceServer;
 use gantry_proto::v1::node_service_server::NodeServiceServer;
 use gantry_proto::v1::project_service_server::ProjectServiceServer;
 use gantry_proto::v1::raft_service_server::RaftServiceServer;
@@ -22,7 +23,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::agents::AgentHub;
-use crate::api::{AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, NodeApi, ProjectApi, TrainingApi};
+use crate::api::{
+    AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, ModelApi, NodeApi, ProjectApi, TrainingApi,
+};
 use crate::config::Config;
 use crate::raft::{self, MAX_MESSAGE_BYTES, PeerPolicy, RaftHandle, RaftOptions, RaftPeerService};
 use crate::state::{Command, CommandV1};
@@ -73,6 +76,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ClusterServiceServer<ClusterApi>>().await;
     health_reporter.set_serving::<TrainingServiceServer<TrainingApi>>().await;
+    health_reporter.set_serving::<ModelServiceServer<ModelApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gantry_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -98,7 +102,8 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         .add_service(ProjectServiceServer::new(ProjectApi(ctx.clone())))
         .add_service(AgentServiceServer::new(AgentApi(ctx.clone())))
         .add_service(ExperimentServiceServer::new(ExperimentApi(ctx.clone())))
-        .add_service(TrainingServiceServer::new(TrainingApi(ctx.clone())));
+        .add_service(TrainingServiceServer::new(TrainingApi(ctx.clone())))
+        .add_service(ModelServiceServer::new(ModelApi(ctx.clone())));
     let peer_router = peer.add_service(
         RaftServiceServer::new(RaftPeerService::new(handle.clone(), peer_policy))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

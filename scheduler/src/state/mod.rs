@@ -14,6 +14,7 @@ mod command;
 pub mod containers;
 pub mod gpu_health;
 pub mod index;
+mod models;
 mod node_loss;
 mod nodes;
 mod outcome;
@@ -27,6 +28,8 @@ mod workload;
 mod fuzz;
 #[cfg(test)]
 mod invariants;
+#[cfg(test)]
+mod models_tests;
 #[cfg(test)]
 mod regressions;
 #[cfg(test)]
