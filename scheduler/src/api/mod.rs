@@ -12,6 +12,7 @@ mod cluster;
 mod context;
 mod experiment;
 mod node;
+mod pods;
 mod project;
 pub mod status;
 mod training;
