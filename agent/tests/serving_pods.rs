@@ -258,7 +258,11 @@ async fn steps(f: Arc<Fixture>, runtime: DockerRuntime) {
     assert!(status.starts_with("HTTP/1.") && status.contains(" 200"), "{status}");
 
     // Killed: replaced by a new container, ready again.
-    runtime.client().kill_container(c1.id.as_str(), None::<bollard::query_parameters::KillContainerOptions>).await.unwrap();
+    runtime
+        .client()
+        .kill_container(c1.id.as_str(), None::<bollard::query_parameters::KillContainerOptions>)
+        .await
+        .unwrap();
     until_pods(&rec, "p1 not ready after the kill", |p| p.get("p1").is_some_and(|s| !s.ready)).await;
     until_pods(&rec, "p1 ready again", |p| p.get("p1").is_some_and(|s| s.ready && !s.failed)).await;
     let c2 = f.container_of("p1").await.expect("p1's new container");

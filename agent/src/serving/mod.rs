@@ -48,8 +48,10 @@ pub const EXIT_ARTIFACT_MISSING: i64 = 3;
 /// name whatever the id holds (characters outside `[a-zA-Z0-9_.-]` become `-`, and a
 /// hash of the id keeps two such ids apart).
 pub fn pod_container_name(cluster: &str, pod_id: &str) -> String {
-    let safe: String =
-        pod_id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' }).collect();
+    let safe: String = pod_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' })
+        .collect();
     if safe == pod_id && !pod_id.is_empty() {
         format!("gantry-{cluster}-pod-{pod_id}")
     } else {

@@ -17,8 +17,7 @@ use gantry_proto::v1::agent_service_server::AgentService;
 use gantry_proto::v1::{
     AgentMessage, AssignmentsRequest, NodeAssignments, RegisterNodeRequest, RegisterNodeResponse,
     RenewCertificateRequest, RenewCertificateResponse, ReportContainerRequest, ReportContainerResponse,
-    ReportPodsRequest, ReportPodsResponse,
-    SchedulerMessage, agent_message, scheduler_message,
+    ReportPodsRequest, ReportPodsResponse, SchedulerMessage, agent_message, scheduler_message,
 };
 use gantry_proto::{JOIN_TOKEN_HEADER, convert};
 use tokio::sync::mpsc;

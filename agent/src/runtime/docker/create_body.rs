@@ -52,7 +52,11 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
     let mut port_bindings: PortMap = HashMap::new();
     for p in published {
         let binding = PortBinding { host_ip: Some(p.host_ip.to_string()), host_port: Some(p.host_port.to_string()) };
-        port_bindings.entry(format!("{}/tcp", p.container_port)).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
+        port_bindings
+            .entry(format!("{}/tcp", p.container_port))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
     }
     let exposed_ports: Vec<String> = port_bindings.keys().cloned().collect();
     let host_config = HostConfig {

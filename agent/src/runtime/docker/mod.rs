@@ -100,8 +100,7 @@ impl DockerRuntime {
     /// Creates and starts once; `Err(Ok(()))` when the container's network vanished
     /// under it (worth one more try), `Err(Err(_))` for any other failure.
     async fn try_create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerId, Result<(), RuntimeError>> {
-        let retry_network =
-            |e: &BollardError| spec.network.own_bridge().is_some() && networks::network_missing(e);
+        let retry_network = |e: &BollardError| spec.network.own_bridge().is_some() && networks::network_missing(e);
         let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
         let created =
             match self.docker.create_container(Some(options), create_body::create_body(spec, self.gpu_mode)).await {

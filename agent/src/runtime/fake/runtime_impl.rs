@@ -41,7 +41,10 @@ impl ContainerRuntime for FakeRuntime {
             if let Some(taken) = spec.network.published().iter().find(|p| state.port_taken(p)) {
                 return Err(RuntimeError::Engine {
                     op: "start",
-                    message: format!("Bind for {}:{} failed: port is already allocated", taken.host_ip, taken.host_port),
+                    message: format!(
+                        "Bind for {}:{} failed: port is already allocated",
+                        taken.host_ip, taken.host_port
+                    ),
                 });
             }
             if let Some(network) = network_name(spec) {
