@@ -364,3 +364,33 @@ async fn apply(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gantry_proto::v1::{ServingInstance, ServingPod, WorkAssignment};
+
+    use super::*;
+
+    fn instance(pods: &[&str]) -> WorkAssignment {
+        let pods = pods.iter().map(|p| ServingPod { pod_id: (*p).into(), ..Default::default() }).collect();
+        WorkAssignment {
+            workload_id: "w1".into(),
+            serving: Some(ServingInstance { pods, ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_instance_controller_gets_newer_pod_sets_only() {
+        let (control, _control_rx) = watch::channel(Control::Run);
+        let (tx, mut rx) = watch::channel((5, instance(&["p1"])));
+        let workers = BTreeMap::from([(Key::of(&instance(&[])), Worker { control, serving: Some(tx) })]);
+        update_instances(&(4, vec![instance(&["p2"])]), &workers);
+        assert!(!rx.has_changed().unwrap(), "an older set");
+        update_instances(&(6, vec![instance(&["p1"])]), &workers);
+        assert!(!rx.has_changed().unwrap(), "nothing new");
+        update_instances(&(7, vec![instance(&["p1", "p2"])]), &workers);
+        let (index, a) = rx.borrow_and_update().clone();
+        assert_eq!((index, a.serving.unwrap().pods.len()), (7, 2));
+    }
+}
