@@ -74,6 +74,7 @@ const EXPECTATIONS: &[(&str, Rule)] = &[
     ("gantry.v1.AgentService/Register", Rule::Agent),
     ("gantry.v1.AgentService/Session", Rule::Agent),
     ("gantry.v1.AgentService/ReportContainer", Rule::Agent),
+    ("gantry.v1.AgentService/ReportPods", Rule::Agent),
     ("gantry.v1.AgentService/Assignments", Rule::Agent),
     ("gantry.v1.AgentService/RenewCertificate", Rule::Agent),
     ("gantry.v1.RaftService/Step", Rule::PeerOnly),
@@ -138,6 +139,11 @@ fn body(
                 phase: "FAILED".into(),
                 reason: "forged".into(),
             };
+            return Ok(report.encode_to_vec());
+        }
+        "/gantry.v1.AgentService/ReportPods" => {
+            let pod = pb::PodState { pod_id: "p".into(), ready: true, failed: false, reason: String::new() };
+            let report = pb::ReportPodsRequest { node_id: VICTIM.into(), workload_id: "any".into(), pods: vec![pod] };
             return Ok(report.encode_to_vec());
         }
         "/gantry.v1.AgentService/Assignments" => {

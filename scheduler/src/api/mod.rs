@@ -13,6 +13,7 @@ mod context;
 mod experiment;
 mod model;
 mod node;
+mod pods;
 mod project;
 pub mod status;
 mod training;
