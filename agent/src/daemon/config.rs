@@ -40,7 +40,7 @@
 //! max_files = 4
 //!
 //! [serving]                                 # endpoint stage instances' pods
-//! command = ["gantry-serve"]                # the model server's argv in serving images
+//! command = ["python3", "-m", "gantry_serve"]  # the model server's argv in serving images
 //! publish_address = "10.0.0.11"             # default: `address` (a name or 0.0.0.0: every address)
 //! probe_interval = "1s"                     # readiness probe of each pod
 //! ```
@@ -101,7 +101,7 @@ pub struct ServingConfig {
 impl Default for ServingConfig {
     fn default() -> Self {
         ServingConfig {
-            command: vec!["gantry-serve".into()],
+            command: vec!["python3".into(), "-m".into(), "gantry_serve".into()],
             publish_address: None,
             probe_interval: Duration::from_secs(1),
         }
@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(c.storage.nas["nas-01"], PathBuf::from("/mnt/nas01"));
         assert_eq!(c.storage.deny, [PathBuf::from("/srv/gantry/scheduler")]);
         assert_eq!((c.requirements.uid, c.requirements.python_version.as_str()), (1000, "3.11"));
-        assert_eq!(c.serving.command, ["gantry-serve"]);
+        assert_eq!(c.serving.command, ["python3", "-m", "gantry_serve"]);
         assert_eq!(c.serving.publish_ip("10.0.0.11"), "10.0.0.11".parse::<std::net::IpAddr>().unwrap());
         let over = ServingConfig { publish_address: Some("10.0.0.12".into()), ..ServingConfig::default() };
         assert_eq!(over.publish_ip("0.0.0.0"), "10.0.0.12".parse::<std::net::IpAddr>().unwrap());
