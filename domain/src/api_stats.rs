@@ -10,24 +10,8 @@
 /// one more bucket after the last holds everything slower. A 1-2.5-5 series from
 /// 100 µs to 60 s: a percentile is known within one step of the series.
 pub const LATENCY_BUCKET_BOUNDS_US: &[u64] = &[
-    100,
-    250,
-    500,
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    30_000_000,
-    60_000_000,
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
 
 /// Number of latency buckets: one per bound plus the overflow bucket.
