@@ -146,6 +146,11 @@ impl Gateway {
         self.inner.stats.take_minutes_before(before_ms)
     }
 
+    /// The per-stage statistics this gateway keeps until reported.
+    pub fn stats(&self) -> &StageStats {
+        &self.inner.stats
+    }
+
     /// Puts back minutes a report failed to deliver.
     pub fn restore_minutes(&self, minutes: Vec<v1::StageMinute>) {
         self.inner.stats.restore(minutes, crate::stats::now_ms());
