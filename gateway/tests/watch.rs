@@ -20,6 +20,8 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+type TableSender = mpsc::Sender<Result<v1::RouteTable, Status>>;
+
 const TOKEN: &str = "gateway-token";
 
 /// A replica that streams fixed tables and records (or refuses) reports.
@@ -29,7 +31,7 @@ struct Replica {
     reports: Arc<Mutex<Vec<v1::ReportGatewayRequest>>>,
     tokens: Arc<Mutex<Vec<String>>>,
     // Keeps every stream open: only the client ends it.
-    senders: Arc<Mutex<Vec<mpsc::Sender<Result<v1::RouteTable, Status>>>>>,
+    senders: Arc<Mutex<Vec<TableSender>>>,
 }
 
 impl Replica {

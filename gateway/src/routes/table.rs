@@ -160,7 +160,7 @@ fn compile_stage(s: &v1::StageRoutes) -> Result<Stage, String> {
             next: AtomicUsize::new(0),
         });
     }
-    resources.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+    resources.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
     Ok(Stage {
         project: s.project.clone(),
         endpoint_id: s.endpoint_id.clone(),
