@@ -66,7 +66,8 @@ async fn default_stage_switch_under_load_fails_no_call() {
     let old_calls: usize = old.iter().map(Backend::count).sum();
     let new_calls: usize = new.iter().map(Backend::count).sum();
     assert_eq!(old_calls + new_calls, REQUESTS);
-    assert!(old_calls >= REQUESTS / 4 && new_calls >= REQUESTS / 2, "old {old_calls}, new {new_calls}");
+    // Up to CONCURRENCY calls claimed before the flip may be sent after it.
+    assert!(old_calls >= REQUESTS / 4 - CONCURRENCY && new_calls >= REQUESTS / 2, "old {old_calls}, new {new_calls}");
 
     // Statistics: every call counted once, in the stage that served it, no errors.
     let minutes = gw.gateway.take_minutes_before(u64::MAX);

@@ -52,7 +52,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<GatewayReport> {
     let nginx = Nginx::start(model.addr).await?;
     let gateway_url = start_gateway(model.addr).await?;
 
-    let predict = format!("/v1/models/iris:predict");
+    let predict = "/v1/models/iris:predict";
     let targets = [
         (format!("http://{}{predict}", model.addr), None),
         (format!("http://{}{predict}", nginx.addr), None),

@@ -1,6 +1,7 @@
 //! nginx (Debian's package) as the reference proxy: a child process with a generated
-//! configuration in a temporary directory, one worker, a keep-alive upstream to the
-//! model server, listening on loopback only.
+//! configuration in a temporary directory, one process (`master_process off`: killing
+//! the child on drop then leaves no worker behind), a keep-alive upstream to the model
+//! server, listening on loopback only.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ fn binary() -> Option<PathBuf> {
 pub fn config(dir: &Path, listen: SocketAddr, upstream: SocketAddr) -> String {
     let d = dir.display();
     format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
          events {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
