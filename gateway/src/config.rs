@@ -210,6 +210,13 @@ mod tests {
     }
 
     #[test]
+    fn the_deployed_example_is_valid() {
+        let c: Config = toml::from_str(include_str!("../../deploy/config/gateway.toml")).unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.scheduler.endpoints.len(), 3);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Config>("listn = \"0.0.0.0:1\"").is_err());
     }
