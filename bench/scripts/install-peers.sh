@@ -2,6 +2,8 @@
 # Installs what the benchmarks need at run time from Debian's packages:
 #   etcd-server  the `etcd` binary Gantry is compared with.
 #   strace       `raft` counts every member's fsync calls before it measures.
+#   nginx        `gateway` compares the Gantry gateway with nginx as a proxy
+#                (run as the benchmark's own child process; its service stays off).
 # Building needs nothing from here: gantry-bench talks to etcd through its
 # own client generated with protox (bench/proto/etcd.proto), so no protoc.
 # Idempotent and non-interactive, for CI and developers; needs root or sudo.
@@ -9,7 +11,8 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-if ! command -v etcd >/dev/null 2>&1 || ! command -v strace >/dev/null 2>&1; then
+if ! command -v etcd >/dev/null 2>&1 || ! command -v strace >/dev/null 2>&1 \
+    || { ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; }; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then
         SUDO="sudo"
@@ -30,7 +33,7 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v strace >/dev/null 2>&1; the
         created_policy=1
     fi
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends etcd-server strace
+    $SUDO apt-get install -y -qq --no-install-recommends etcd-server strace nginx
 fi
 
-echo "install-peers: $(etcd --version | head -n1), $(strace -V | head -n1)"
+echo "install-peers: $(etcd --version | head -n1), $(strace -V | head -n1), $(/usr/sbin/nginx -v 2>&1)"

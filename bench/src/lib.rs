@@ -19,6 +19,7 @@
 //! - [`placement`]: placement throughput and latency on a synthetic fleet.
 //! - [`gantry`]: replicated writes to a real Gantry cluster.
 //! - [`raft_loaded`]: the same writes on a state holding many workloads vs an empty one.
+//! - [`gateway`]: the HTTP gateway's added latency next to nginx, open loop.
 //! - [`node`]: one real agent on the machine's Docker engine: start overhead, log
 //!   throughput, the agent's own footprint.
 
@@ -26,6 +27,7 @@ pub mod durability;
 pub mod etcd;
 pub mod failover;
 pub mod gantry;
+pub mod gateway;
 pub mod load;
 pub mod node;
 pub mod placement;

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use gantry_bench::failover::timing;
 use gantry_bench::load::LoadReport;
 use gantry_bench::node::{footprint, logs, start_overhead};
-use gantry_bench::{durability, etcd, failover, gantry, placement, raft_loaded, raft_setup};
+use gantry_bench::{durability, etcd, failover, gantry, gateway, placement, raft_loaded, raft_setup};
 
 #[derive(Parser)]
 #[command(about = "Gantry benchmarks")]
@@ -48,6 +48,19 @@ enum Command {
     /// RSS and CPU of the agent process with idle containers running.
     #[command(name = "agent_footprint")]
     AgentFootprint(FootprintArgs),
+    /// Model calls at a fixed rate, open loop: directly to a model server, through nginx
+    /// and through the Gantry gateway, same run.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    /// Requests per second offered to each target.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u32,
+    /// Requests per target (each target also stops after 60 s).
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
 }
 
 #[derive(Args)]
@@ -185,6 +198,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report.bench_line());
             // After the figures: a run that lost or reordered a line fails, naming it.
             report.verify()
+        }
+        Command::Gateway(args) => {
+            let opts = gateway::Options { rate: args.rate, requests: args.requests, max: Duration::from_secs(60) };
+            let report = gateway::run(&opts).await?;
+            report.print();
+            println!("{}", report.bench_line());
+            Ok(())
         }
         Command::AgentFootprint(args) => {
             println!("{}", footprint::run(args.containers).await?.bench_line());

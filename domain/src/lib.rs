@@ -8,6 +8,7 @@
 //!   domain  <-  proto  <-  scheduler / cli  <-  chaos / tests / bench
 //! ```
 
+pub mod api_stats;
 pub mod catalog;
 pub mod experiment;
 pub mod meta;
