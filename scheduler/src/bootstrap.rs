@@ -23,6 +23,9 @@ const SECRET_MODE: u32 = 0o600;
 
 pub struct Secrets {
     pub auth: Auth,
+    /// The embedded gateway's cluster-wide token for `GatewayService` (`gateway-token`
+    /// in the data directory), when the gateway is embedded.
+    pub gateway_token: Option<Secret>,
     pub join_token: Secret,
     pub tls: Option<TlsFiles>,
 }
@@ -87,12 +90,21 @@ pub fn prepare_to(config: &Config, notices: &mut impl Write) -> anyhow::Result<S
         }
         tokens.push((token, Caller { name: "admin".into(), scope: Scope::Cluster }));
     }
+    // The embedded gateway follows this replica's routes like any gateway daemon: with a
+    // token of its own, never printed, so revoking it does not touch the admin's.
+    let gateway_token = if config.gateway.embedded {
+        let (token, _) = ensure_secret(&dir.join("gateway-token"), "gateway")?;
+        tokens.push((token.clone(), Caller { name: "embedded-gateway".into(), scope: Scope::Cluster }));
+        Some(token)
+    } else {
+        None
+    };
     let join_token = if config.auth.join_token.is_empty() {
         ensure_secret(&dir.join("join-token"), "join")?.0
     } else {
         config.auth.join_token.clone()
     };
-    Ok(Secrets { auth: Auth::new(tokens), join_token, tls })
+    Ok(Secrets { auth: Auth::new(tokens), gateway_token, join_token, tls })
 }
 
 /// The single-node cluster's node is this machine: the directories it grants for

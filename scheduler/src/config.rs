@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+mod gateway;
+pub use gateway::EmbeddedGatewayConfig;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -29,6 +32,7 @@ pub struct Config {
     pub agent: EmbeddedAgentConfig,
     pub storage: StorageConfig,
     pub gangs: GangConfig,
+    pub gateway: EmbeddedGatewayConfig,
 }
 
 /// Gangs whose ranks run on several nodes share the hosts' network.
@@ -320,6 +324,7 @@ impl Config {
                 let mut c = Config::default();
                 c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 7445)));
                 c.agent.embedded = true;
+                c.gateway.embedded = true;
                 c.storage.grants = vec![embedded_grant(&c.replica.data_dir)];
                 c
             }
@@ -365,6 +370,12 @@ impl Config {
         }
         if let Some(v) = var("GANTRY_EMBEDDED_AGENT") {
             self.agent.embedded = parse("GANTRY_EMBEDDED_AGENT", v)?;
+        }
+        if let Some(v) = var("GANTRY_EMBEDDED_GATEWAY") {
+            self.gateway.embedded = parse("GANTRY_EMBEDDED_GATEWAY", v)?;
+        }
+        if let Some(v) = var("GANTRY_EMBEDDED_GATEWAY_LISTEN") {
+            self.gateway.listen = parse("GANTRY_EMBEDDED_GATEWAY_LISTEN", v)?;
         }
         Ok(())
     }

@@ -25,6 +25,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod controller;
 pub mod embedded_agent;
+pub mod embedded_gateway;
 pub mod metrics;
 pub mod raft;
 pub mod secret;

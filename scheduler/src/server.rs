@@ -147,6 +147,10 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         let agent_config = crate::embedded_agent::agent_config(&config, &secrets);
         tokio::spawn(crate::embedded_agent::run(agent_config, cancel.child_token()))
     });
+    let gateway = config.gateway.embedded.then(|| {
+        let access = crate::embedded_gateway::Access::of(&secrets);
+        tokio::spawn(crate::embedded_gateway::run(config.clone(), access, cancel.child_token()))
+    });
     ready();
 
     let mut raft_task = raft_task;
@@ -178,6 +182,9 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     }
     if let Some(a) = agent {
         let _ = tokio::time::timeout(SHUTDOWN_DRAIN, a).await;
+    }
+    if let Some(g) = gateway {
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN, g).await;
     }
     Ok(())
 }
