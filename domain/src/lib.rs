@@ -8,7 +8,9 @@
 //!   domain  <-  proto  <-  scheduler / cli  <-  chaos / tests / bench
 //! ```
 
+pub mod api_stats;
 pub mod catalog;
+pub mod endpoint;
 pub mod experiment;
 pub mod meta;
 pub mod model;
