@@ -43,6 +43,7 @@ fn resource(pods: Vec<Pod>) -> StageResource {
         failed: None,
         deleting: false,
         pods,
+        next_pod: 0,
     }
 }
 
@@ -65,6 +66,7 @@ fn stage(resources: Vec<StageResource>) -> Stage {
         ever_active: false,
         deleting: false,
         retire_after: None,
+        next_resource: 1,
         created_at_ms: 0,
         updated_at_ms: 0,
     }

@@ -75,6 +75,9 @@ pub struct StageResource {
     pub failed: Option<String>,
     pub deleting: bool,
     pub pods: Vec<Pod>,
+    /// Index of the next pod made (ids are never reused: a replaced pod gets a new one).
+    #[serde(default)]
+    pub next_pod: u32,
 }
 
 impl StageResource {
@@ -123,6 +126,9 @@ pub struct Stage {
     pub deleting: bool,
     /// A former default stage: deleted once every live gateway applied this version.
     pub retire_after: Option<u64>,
+    /// Suffix of the next resource id (`{stage_id}-r{n}`).
+    #[serde(default)]
+    pub next_resource: u32,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }

@@ -183,4 +183,7 @@ pub enum CommandV1 {
         unhealthy: BTreeMap<String, String>,
         now_ms: u64,
     },
+    /// Endpoints, stages, stage resources, pods and gateway reports (see
+    /// [`super::endpoints`]).
+    Endpoint(super::endpoints::EndpointCommand),
 }

@@ -88,7 +88,9 @@ pub(crate) fn check(state: &State) -> Result<(), String> {
         if w.ended && w.held().next().is_none() {
             return Err(format!("{id}: ended with every container gone, yet kept"));
         }
-        let super::WorkloadOwner::Training { project, name } = &w.owner;
+        let super::WorkloadOwner::Training { project, name } = &w.owner else {
+            continue;
+        };
         let training = state.training(project, name).filter(|t| t.workload_id == *id);
         let Some(t) = training else {
             if w.ended {

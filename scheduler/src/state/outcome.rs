@@ -15,6 +15,8 @@ pub enum Applied {
     Node(Node),
     Experiment(Experiment),
     Training { training: Training, placement: Option<Placement> },
+    Endpoint(gantry_domain::endpoint::Endpoint),
+    ApiKey(gantry_domain::endpoint::ApiKey),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
