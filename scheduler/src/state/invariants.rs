@@ -126,6 +126,7 @@ pub(crate) fn check(state: &State) -> Result<(), String> {
             }
         }
     }
+    super::endpoints::invariants::check(state)?;
     // A snapshot restores to the same state, index included.
     let restored: State =
         serde_json::from_slice(&serde_json::to_vec(state).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;

@@ -96,7 +96,6 @@ pub fn new_resource(
     range: (u16, u16),
 ) -> Result<(), Rejected> {
     let id = format!("{}-r{}", stage.id, stage.next_resource);
-    stage.next_resource += 1;
     let mut r = StageResource {
         id,
         model_id: served.model_id.clone(),
@@ -116,6 +115,8 @@ pub fn new_resource(
     };
     let offset = stage.resources.len() as u32;
     fill_pods(&mut r, &served, stage.instance_count, offset, used, range)?;
+    // Only once nothing can fail: a rejected command leaves the stage as it was.
+    stage.next_resource += 1;
     stage.resources.push(r);
     Ok(())
 }

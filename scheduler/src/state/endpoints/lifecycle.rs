@@ -205,19 +205,25 @@ pub(super) fn update_resource(
     let s = stage_mut(state, project, endpoint, stage)?;
     let instances = s.instance_count;
     let offset = s.resources.iter().position(|r| r.id == resource_id).unwrap_or(0) as u32;
-    let r = s
+    let slot = s
         .resources
         .iter_mut()
         .find(|r| r.id == resource_id && !r.deleting)
         .ok_or_else(|| Rejected::not_found(format!("resource '{resource_id}' of stage '{stage}'")))?;
-    // A generation that never became ready is replaced outright.
+    // Worked on a copy: running out of ports leaves the resource as it was.
+    let mut r = slot.clone();
+    // A generation that never became ready is replaced outright; its ports are free.
     let routed = r.routed_generation;
+    for p in r.pods.iter().filter(|p| Some(p.generation) != routed) {
+        used.remove(&p.host_port);
+    }
     r.pods.retain(|p| Some(p.generation) == routed);
     r.generation += 1;
     r.failed = None;
     r.model_id = served.model_id.clone();
     r.model = served.model.clone();
-    build::fill_pods(r, &served, instances, offset, &mut used, range)?;
+    build::fill_pods(&mut r, &served, instances, offset, &mut used, range)?;
+    *slot = r;
     s.updated_at_ms = now_ms;
     finish(state, index, project, endpoint, now_ms)
 }

@@ -12,7 +12,11 @@
 mod build;
 mod command;
 mod create;
+#[cfg(test)]
+pub(super) mod fuzz;
 mod gateway;
+#[cfg(test)]
+pub(super) mod invariants;
 mod lifecycle;
 mod pods;
 mod refresh;
