@@ -21,7 +21,7 @@ mod lifecycle;
 mod pods;
 mod refresh;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use gantry_domain::endpoint::{Endpoint, Stage};
 

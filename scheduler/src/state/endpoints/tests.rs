@@ -13,7 +13,7 @@ use crate::state::{CommandV1, Outcome, Rejected, State, WorkloadOwner, apply};
 mod flows;
 
 /// A state and the next log index.
-pub(super) struct World {
+pub(crate) struct World {
     pub state: State,
     pub index: u64,
     pub now: u64,
@@ -139,7 +139,7 @@ pub(super) fn stage(name: &str) -> StageSpec {
     }
 }
 
-pub(super) fn ready(id: &str) -> PodReport {
+pub(crate) fn ready(id: &str) -> PodReport {
     PodReport { pod_id: id.into(), ready: true, failed: String::new() }
 }
 
