@@ -2,6 +2,7 @@
 //! docs/adr/0003-serving-design.md). Writes go through the replicated
 //! `CommandV1::Endpoint` commands; reads answer from the local state.
 
+pub mod pod_report;
 mod reads;
 pub mod routes;
 pub mod wire;
