@@ -26,11 +26,17 @@ pub(crate) enum EpOp {
     Gateway { gateway: usize, behind: u64, error: bool, minute: u64 },
 }
 
+/// A count that is usually valid (1..=2) and sometimes 0.
+fn count() -> impl Strategy<Value = u32> {
+    prop_oneof![1 => Just(0u32), 6 => 1u32..3]
+}
+
 pub(crate) fn op() -> impl Strategy<Value = EpOp> {
     let e = 0usize..3;
     let s = 0usize..3;
     prop_oneof![
-        3 => (e.clone(), 0u32..4, 0u32..4, 0usize..3, 0u32..2)
+        // Mostly valid forms, so the later ops find live stages; some bad ones.
+        4 => (e.clone(), count(), count(), prop_oneof![6 => Just(0usize), 1 => 1usize..3], 0u32..2)
             .prop_map(|(endpoint, instances, pods, model, gpus)| EpOp::Create { endpoint, instances, pods, model, gpus }),
         2 => (e.clone(), s.clone(), 1u32..3).prop_map(|(endpoint, stage, instances)| EpOp::AddStage { endpoint, stage, instances }),
         1 => (e.clone(), s.clone()).prop_map(|(endpoint, stage)| EpOp::DeleteStage { endpoint, stage }),
@@ -40,7 +46,7 @@ pub(crate) fn op() -> impl Strategy<Value = EpOp> {
         1 => (e.clone(), s.clone(), 0usize..3, 1u32..3).prop_map(|(endpoint, stage, path, pods)| EpOp::AddResource { endpoint, stage, path, pods }),
         1 => (e.clone(), s.clone(), any::<Index>()).prop_map(|(endpoint, stage, resource)| EpOp::DeleteResource { endpoint, stage, resource }),
         2 => (e.clone(), s.clone(), any::<Index>(), 0usize..3).prop_map(|(endpoint, stage, resource, model)| EpOp::UpdateResource { endpoint, stage, resource, model }),
-        6 => (any::<Index>(), prop::bool::weighted(0.9), prop::bool::weighted(0.8), prop::bool::weighted(0.1), any::<Index>())
+        10 => (any::<Index>(), prop::bool::weighted(0.9), prop::bool::weighted(0.8), prop::bool::weighted(0.05), any::<Index>())
             .prop_map(|(workload, own_node, ready, fail, keep)| EpOp::Pods { workload, own_node, ready, fail, keep }),
         3 => (0usize..2, 0u64..3, prop::bool::weighted(0.1), 0u64..3)
             .prop_map(|(gateway, behind, error, minute)| EpOp::Gateway { gateway, behind, error, minute }),
@@ -221,8 +227,13 @@ pub(crate) fn resolve(op: &EpOp, state: &State, step: u64, now_ms: u64) -> Comma
 }
 
 fn pods(state: &State, workload: &Index, own_node: bool, ready: bool, fail: bool, keep: &Index, now_ms: u64) -> C {
-    let instances: Vec<(&String, &crate::state::Workload)> =
-        state.workloads.iter().filter(|(_, w)| matches!(w.owner, WorkloadOwner::StageInstance { .. })).collect();
+    // A report from its own node is about a placed instance; the others hit anything.
+    let instances: Vec<(&String, &crate::state::Workload)> = state
+        .workloads
+        .iter()
+        .filter(|(_, w)| matches!(w.owner, WorkloadOwner::StageInstance { .. }))
+        .filter(|(_, w)| !own_node || w.placement.is_some())
+        .collect();
     if instances.is_empty() {
         return C::ReportPods { node_id: "node-0".into(), workload_id: "nope".into(), pods: vec![], now_ms };
     }
@@ -240,8 +251,9 @@ fn pods(state: &State, workload: &Index, own_node: bool, ready: bool, fail: bool
         .filter(|s| &s.id == stage_id)
         .flat_map(|s| s.pods().filter(|p| p.instance_index == *index).map(|p| p.id.clone()).collect::<Vec<_>>())
         .collect();
-    // Some reports leave pods out (the agent no longer runs them).
-    let kept = if pod_ids.is_empty() { 0 } else { keep.index(pod_ids.len() + 1) };
+    // Ready reports list every pod; the others sometimes leave pods out (the agent no
+    // longer runs them).
+    let kept = if ready || pod_ids.is_empty() { pod_ids.len() } else { keep.index(pod_ids.len() + 1) };
     let pods = pod_ids
         .into_iter()
         .take(kept.max(1))
