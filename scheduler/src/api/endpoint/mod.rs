@@ -35,7 +35,11 @@ impl EndpointApi {
     /// The endpoint as it is after a write.
     fn answer(&self, applied: Applied) -> Result<Response<Endpoint>, Status> {
         match applied {
-            Applied::Endpoint(e) => Ok(Response::new(wire::endpoint(&self.0.raft.state(), &e, now_ms()))),
+            Applied::Endpoint(e) => {
+                let mut out = wire::endpoint(&self.0.raft.state(), &e, now_ms());
+                wire::fill_usage_all(&self.0.hub, &mut out);
+                Ok(Response::new(out))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -44,7 +48,9 @@ impl EndpointApi {
         match applied {
             Applied::Endpoint(e) => {
                 let s = e.stages.get(stage).ok_or_else(|| Status::not_found(format!("stage '{stage}' not found")))?;
-                Ok(Response::new(wire::stage(&self.0.raft.state(), &e, s, now_ms())))
+                let mut out = wire::stage(&self.0.raft.state(), &e, s, now_ms());
+                wire::fill_usage(&self.0.hub, &mut out);
+                Ok(Response::new(out))
             }
             other => Err(unexpected(other)),
         }

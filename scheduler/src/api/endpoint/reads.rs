@@ -33,8 +33,12 @@ pub async fn get_endpoint(ctx: &ApiContext, req: Request<GetEndpointRequest>) ->
     ctx.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
     ctx.read_barrier(req.get_ref().read.as_ref()).await?;
     let r = req.get_ref();
-    let state = ctx.raft.state();
-    Ok(Response::new(wire::endpoint(&state, endpoint(&state, &r.project, &r.name)?, now_ms())))
+    let mut out = {
+        let state = ctx.raft.state();
+        wire::endpoint(&state, endpoint(&state, &r.project, &r.name)?, now_ms())
+    };
+    wire::fill_usage_all(&ctx.hub, &mut out);
+    Ok(Response::new(out))
 }
 
 pub async fn list_endpoints(
@@ -43,12 +47,17 @@ pub async fn list_endpoints(
 ) -> Result<Response<ListEndpointsResponse>, Status> {
     ctx.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
     ctx.read_barrier(req.get_ref().read.as_ref()).await?;
-    let state = ctx.raft.state();
     let now = now_ms();
-    let endpoints = state
-        .project(&req.get_ref().project)
-        .map(|p| p.endpoints.values().map(|e| wire::endpoint(&state, e, now)).collect())
-        .unwrap_or_default();
+    let mut endpoints: Vec<Endpoint> = {
+        let state = ctx.raft.state();
+        state
+            .project(&req.get_ref().project)
+            .map(|p| p.endpoints.values().map(|e| wire::endpoint(&state, e, now)).collect())
+            .unwrap_or_default()
+    };
+    for e in endpoints.iter_mut() {
+        wire::fill_usage_all(&ctx.hub, e);
+    }
     Ok(Response::new(ListEndpointsResponse { endpoints }))
 }
 
@@ -56,9 +65,13 @@ pub async fn get_stage(ctx: &ApiContext, req: Request<GetStageRequest>) -> Resul
     ctx.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
     ctx.read_barrier(req.get_ref().read.as_ref()).await?;
     let r = req.get_ref();
-    let state = ctx.raft.state();
-    let (e, s) = stage(&state, &r.project, &r.endpoint, &r.stage)?;
-    Ok(Response::new(wire::stage(&state, e, s, now_ms())))
+    let mut out = {
+        let state = ctx.raft.state();
+        let (e, s) = stage(&state, &r.project, &r.endpoint, &r.stage)?;
+        wire::stage(&state, e, s, now_ms())
+    };
+    wire::fill_usage(&ctx.hub, &mut out);
+    Ok(Response::new(out))
 }
 
 pub async fn list_stages(
@@ -68,12 +81,16 @@ pub async fn list_stages(
     ctx.auth.authenticate(&req)?.authorize_project(&req.get_ref().project)?;
     ctx.read_barrier(req.get_ref().read.as_ref()).await?;
     let r = req.get_ref();
-    let state = ctx.raft.state();
-    let e = endpoint(&state, &r.project, &r.endpoint)?;
     let now = now_ms();
-    Ok(Response::new(ListStagesResponse {
-        stages: e.stages.values().map(|s| wire::stage(&state, e, s, now)).collect(),
-    }))
+    let mut stages: Vec<Stage> = {
+        let state = ctx.raft.state();
+        let e = endpoint(&state, &r.project, &r.endpoint)?;
+        e.stages.values().map(|s| wire::stage(&state, e, s, now)).collect()
+    };
+    for s in stages.iter_mut() {
+        wire::fill_usage(&ctx.hub, s);
+    }
+    Ok(Response::new(ListStagesResponse { stages }))
 }
 
 pub async fn get_gateway_config(

@@ -123,6 +123,25 @@ pub fn endpoint(state: &State, e: &d::Endpoint, now_ms: u64) -> pb::Endpoint {
     }
 }
 
+/// Fills each placed instance's CPU/memory/GPU use from its node's latest heartbeat
+/// (the node's usage: an instance is the only stage instance on its node).
+pub fn fill_usage(hub: &crate::agents::AgentHub, s: &mut pb::Stage) {
+    for i in s.instances.iter_mut().filter(|i| !i.node_id.is_empty()) {
+        let Some(m) = hub.health(&i.node_id).metrics else { continue };
+        i.cpu_percent = m.cpu_pct;
+        i.memory_used_mib = m.memory_used_mib;
+        if !m.gpus.is_empty() {
+            i.gpu_percent = m.gpus.iter().map(|g| f64::from(g.utilization_pct)).sum::<f64>() / m.gpus.len() as f64;
+        }
+    }
+}
+
+pub fn fill_usage_all(hub: &crate::agents::AgentHub, e: &mut pb::Endpoint) {
+    for s in e.stages.iter_mut() {
+        fill_usage(hub, s);
+    }
+}
+
 pub fn resource_spec(r: &pb::StageResourceSpec) -> d::StageResourceSpec {
     d::StageResourceSpec {
         model: r.model.clone(),
