@@ -24,6 +24,7 @@
 //! | [`contract`] | the EasyMaker container contract: command line, `EM_*` variables, mounts |
 //! | [`runtime`] | containers: the operations an agent needs, over Docker or in memory |
 //! | [`logstore`] | a container's output on disk: rotated segments, tail and live follow |
+//! | [`serving`] | the serving pod contract: a pod of an endpoint stage instance → its container |
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -33,3 +34,4 @@ pub mod gpu;
 pub mod inventory;
 pub mod logstore;
 pub mod runtime;
+pub mod serving;

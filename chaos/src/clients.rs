@@ -4,6 +4,7 @@ use gantry_proto::v1::agent_service_client::AgentServiceClient;
 use gantry_proto::v1::catalog_service_client::CatalogServiceClient;
 use gantry_proto::v1::cluster_service_client::ClusterServiceClient;
 use gantry_proto::v1::experiment_service_client::ExperimentServiceClient;
+use gantry_proto::v1::model_service_client::ModelServiceClient;
 use gantry_proto::v1::node_service_client::NodeServiceClient;
 use gantry_proto::v1::project_service_client::ProjectServiceClient;
 use gantry_proto::v1::training_service_client::TrainingServiceClient;
@@ -57,6 +58,7 @@ pub struct Clients {
     pub experiments: ExperimentServiceClient<AuthChannel>,
     pub trainings: TrainingServiceClient<AuthChannel>,
     pub projects: ProjectServiceClient<AuthChannel>,
+    pub models: ModelServiceClient<AuthChannel>,
 }
 
 impl Clients {
@@ -70,6 +72,7 @@ impl Clients {
             experiments: ExperimentServiceClient::new(ch()),
             trainings: TrainingServiceClient::new(ch()),
             projects: ProjectServiceClient::new(ch()),
+            models: ModelServiceClient::new(ch()),
         }
     }
 }

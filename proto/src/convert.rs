@@ -5,6 +5,10 @@ use gantry_domain::ValidationError;
 
 use crate::v1;
 
+pub mod model;
+
+pub use model::{ModelCreate, model_create_from_wire, model_to_wire};
+
 /// Prefixes a validation error's field with the message it sits in, so the caller
 /// sees the request's own path (`spec.datasets[3].path`).
 fn under(prefix: &str, e: ValidationError) -> ValidationError {

@@ -31,6 +31,9 @@ pub fn agent_config(config: &Config, secrets: &Secrets) -> AgentConfig {
 
 /// The script that builds the default workload images, relative to a checkout.
 const IMAGE_SCRIPT: &str = "deploy/images/build.sh";
+/// The image a first training needs; the serving images (GBs of frameworks, minutes to
+/// build) are built on demand with the same script, as docs/serving.md says.
+const FIRST_IMAGE: &str = "gantry/python:3.11";
 
 /// Runs the embedded agent until `cancel`. Without a usable Docker engine the
 /// scheduler keeps serving; the node just does not join.
@@ -56,6 +59,7 @@ async fn build_images_if_missing() {
     tracing::info!("building the workload images ({IMAGE_SCRIPT}; about a minute the first time)");
     let status = tokio::process::Command::new("bash")
         .arg(script)
+        .arg(FIRST_IMAGE)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(false)

@@ -15,6 +15,7 @@ use gantry_proto::v1::cluster_service_server::ClusterServiceServer;
 use gantry_proto::v1::endpoint_service_server::EndpointServiceServer;
 use gantry_proto::v1::experiment_service_server::ExperimentServiceServer;
 use gantry_proto::v1::gateway_service_server::GatewayServiceServer;
+use gantry_proto::v1::model_service_server::ModelServiceServer;
 use gantry_proto::v1::node_service_server::NodeServiceServer;
 use gantry_proto::v1::project_service_server::ProjectServiceServer;
 use gantry_proto::v1::raft_service_server::RaftServiceServer;
@@ -25,8 +26,8 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::agents::AgentHub;
 use crate::api::{
-    AgentApi, ApiContext, CatalogApi, ClusterApi, EndpointApi, ExperimentApi, GatewayApi, NodeApi, ProjectApi,
-    TrainingApi,
+    AgentApi, ApiContext, CatalogApi, ClusterApi, EndpointApi, ExperimentApi, GatewayApi, ModelApi, NodeApi,
+    ProjectApi, TrainingApi,
 };
 use crate::config::Config;
 use crate::raft::{self, MAX_MESSAGE_BYTES, PeerPolicy, RaftHandle, RaftOptions, RaftPeerService};
@@ -80,6 +81,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     health_reporter.set_serving::<TrainingServiceServer<TrainingApi>>().await;
     health_reporter.set_serving::<EndpointServiceServer<EndpointApi>>().await;
     health_reporter.set_serving::<GatewayServiceServer<GatewayApi>>().await;
+    health_reporter.set_serving::<ModelServiceServer<ModelApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gantry_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -106,6 +108,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         .add_service(AgentServiceServer::new(AgentApi(ctx.clone())))
         .add_service(ExperimentServiceServer::new(ExperimentApi(ctx.clone())))
         .add_service(TrainingServiceServer::new(TrainingApi(ctx.clone())))
+        .add_service(ModelServiceServer::new(ModelApi(ctx.clone())))
         .add_service(EndpointServiceServer::new(EndpointApi(ctx.clone())))
         .add_service(GatewayServiceServer::new(GatewayApi {
             ctx: ctx.clone(),

@@ -66,9 +66,15 @@ const EXPECTATIONS: &[(&str, Rule)] = &[
     ("gantry.v1.TrainingService/StopTraining", Rule::Project),
     ("gantry.v1.TrainingService/DeleteTraining", Rule::Project),
     ("gantry.v1.TrainingService/TrainingLogs", Rule::Project),
+    ("gantry.v1.ModelService/CreateModel", Rule::Project),
+    ("gantry.v1.ModelService/GetModel", Rule::Project),
+    ("gantry.v1.ModelService/ListModels", Rule::Project),
+    ("gantry.v1.ModelService/UpdateModel", Rule::Project),
+    ("gantry.v1.ModelService/DeleteModel", Rule::Project),
     ("gantry.v1.AgentService/Register", Rule::Agent),
     ("gantry.v1.AgentService/Session", Rule::Agent),
     ("gantry.v1.AgentService/ReportContainer", Rule::Agent),
+    ("gantry.v1.AgentService/ReportPods", Rule::Agent),
     ("gantry.v1.AgentService/Assignments", Rule::Agent),
     ("gantry.v1.AgentService/RenewCertificate", Rule::Agent),
     ("gantry.v1.EndpointService/CreateEndpoint", Rule::Project),
@@ -155,6 +161,11 @@ fn body(
                 phase: "FAILED".into(),
                 reason: "forged".into(),
             };
+            return Ok(report.encode_to_vec());
+        }
+        "/gantry.v1.AgentService/ReportPods" => {
+            let pod = pb::PodState { pod_id: "p".into(), ready: true, failed: false, reason: String::new() };
+            let report = pb::ReportPodsRequest { node_id: VICTIM.into(), workload_id: "any".into(), pods: vec![pod] };
             return Ok(report.encode_to_vec());
         }
         "/gantry.v1.AgentService/Assignments" => {

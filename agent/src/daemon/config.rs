@@ -38,6 +38,11 @@
 //! [logs]
 //! max_file_bytes = 16777216
 //! max_files = 4
+//!
+//! [serving]                                 # endpoint stage instances' pods
+//! command = ["python3", "-m", "gantry_serve"]  # the model server's argv in serving images
+//! publish_address = "10.0.0.11"             # default: `address` (a name or 0.0.0.0: every address)
+//! probe_interval = "1s"                     # readiness probe of each pod
 //! ```
 
 use std::collections::BTreeMap;
@@ -76,6 +81,38 @@ pub struct AgentConfig {
     pub storage: StorageConfig,
     pub logs: LogConfig,
     pub requirements: PipConfig,
+    pub serving: ServingConfig,
+}
+
+/// `[serving]`: how the pods of endpoint stage instances run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServingConfig {
+    /// The model server's argv; it replaces the serving image's entrypoint and command
+    /// (docs/serving.md names the server every serving image carries).
+    pub command: Vec<String>,
+    /// The host address pods are published on, when it must differ from `address`
+    /// (the gateway reaches pods at the address the node registers).
+    pub publish_address: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            command: vec!["python3".into(), "-m".into(), "gantry_serve".into()],
+            publish_address: None,
+            probe_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ServingConfig {
+    /// The address pods are published on ([`crate::serving::publish_ip`]).
+    pub fn publish_ip(&self, node_address: &str) -> std::net::IpAddr {
+        crate::serving::publish_ip(self.publish_address.as_deref().unwrap_or(node_address))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +197,7 @@ impl Default for AgentConfig {
             storage: StorageConfig::default(),
             logs: LogConfig::default(),
             requirements: PipConfig::default(),
+            serving: ServingConfig::default(),
         }
     }
 }
@@ -269,6 +307,17 @@ impl AgentConfig {
         if self.requirements.python_version.is_empty() || self.requirements.platforms.is_empty() {
             return Err(invalid("requirements", "python_version and platforms must be set"));
         }
+        if self.serving.command.first().is_none_or(String::is_empty) {
+            return Err(invalid("serving.command", "must name the model server program"));
+        }
+        if self.serving.probe_interval < Duration::from_millis(100) {
+            return Err(invalid("serving.probe_interval", "must be at least 100ms"));
+        }
+        if let Some(a) = &self.serving.publish_address
+            && a.trim().trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(invalid("serving.publish_address", format!("'{a}' must be an IP address")));
+        }
         for (id, dir) in &self.storage.nas {
             if !dir.is_absolute() {
                 return Err(invalid(&format!("storage.nas.{id}"), "must be an absolute path"));
@@ -329,6 +378,10 @@ mod tests {
         assert_eq!(c.storage.nas["nas-01"], PathBuf::from("/mnt/nas01"));
         assert_eq!(c.storage.deny, [PathBuf::from("/srv/gantry/scheduler")]);
         assert_eq!((c.requirements.uid, c.requirements.python_version.as_str()), (1000, "3.11"));
+        assert_eq!(c.serving.command, ["python3", "-m", "gantry_serve"]);
+        assert_eq!(c.serving.publish_ip("10.0.0.11"), "10.0.0.11".parse::<std::net::IpAddr>().unwrap());
+        let over = ServingConfig { publish_address: Some("10.0.0.12".into()), ..ServingConfig::default() };
+        assert_eq!(over.publish_ip("0.0.0.0"), "10.0.0.12".parse::<std::net::IpAddr>().unwrap());
     }
 
     #[test]
@@ -341,6 +394,9 @@ mod tests {
             ("[tls]\nca_cert = \"/x\"\n[storage.nas]\nn = \"rel\"", "storage.nas.n"),
             ("bogus = 1", "unknown field"),
             ("[tls]\nca_cert = \"/x\"\n[storage]\ndeny = [\"rel\"]", "storage.deny"),
+            ("[tls]\nca_cert = \"/x\"\n[serving]\ncommand = []", "serving.command"),
+            ("[tls]\nca_cert = \"/x\"\n[serving]\nprobe_interval = \"1ms\"", "serving.probe_interval"),
+            ("[tls]\nca_cert = \"/x\"\n[serving]\npublish_address = \"gpu-01\"", "serving.publish_address"),
         ];
         for (text, field) in cases {
             let err = parse(text).unwrap_err();

@@ -10,6 +10,7 @@
 //!              │ (confirm::round: a linearizable read before acting on an absence;   │
 //!              │  acted: the index acted on, persisted, so a restart never goes back) │
 //!                                                 worker per container ┴─► runtime + log store + reports
+//!                                     (an endpoint stage instance: serving::run_instance, its pods)
 //! ```
 
 mod acted;
@@ -23,6 +24,7 @@ mod logs;
 mod metrics;
 pub mod reconcile;
 mod renewal;
+pub mod serving;
 mod session;
 pub mod storage;
 pub mod wheels;
@@ -55,6 +57,15 @@ const RESYNC_EVERY: Duration = Duration::from_secs(5);
 
 struct Worker {
     control: watch::Sender<Control>,
+    /// An endpoint stage instance's controller: each newer version of its assignment
+    /// (its pod set), once the loop acted on the set it came in.
+    serving: Option<watch::Sender<serving::Held>>,
+}
+
+/// What the reconcile loop needs to start either kind of worker.
+struct Starters {
+    training: Arc<WorkerEnv>,
+    serving: Arc<serving::ServingEnv>,
 }
 
 /// Runs the agent until `cancel` fires. Calls `ready` once the node is registered.
@@ -115,6 +126,19 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
         stop_grace: config.stop_grace,
         hardening: config.docker.hardening.clone(),
     });
+    let serving_env = Arc::new(serving::ServingEnv {
+        runtime: runtime.clone(),
+        storage: env.storage.clone(),
+        cluster: config.cluster.clone(),
+        node_id: node_id.clone(),
+        publish_ip: config.serving.publish_ip(&config.address),
+        command: config.serving.command.clone(),
+        hardening: config.docker.hardening.clone(),
+        probe_interval: config.serving.probe_interval,
+        reports: Arc::new(serving::LinkReports { link: link.clone(), node_id: node_id.clone() }),
+        latest: Arc::new(LinkLatest { link: link.clone(), node_id: node_id.clone() }),
+    });
+    tracing::info!(publish_ip = %serving_env.publish_ip, "serving pods are published on this address");
     let desired = Desired::restored(acted.get());
     let session_ctx = Arc::new(session::SessionCtx {
         node_id: node_id.clone(),
@@ -135,7 +159,8 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken, ready: impl FnO
     }
     ready();
     let latest = LinkLatest { link: link.clone(), node_id: node_id.clone() };
-    reconcile_loop(env, Reconciling { desired, acted, latest: Box::new(latest) }, selector, running, cancel).await;
+    let starters = Starters { training: env, serving: serving_env };
+    reconcile_loop(starters, Reconciling { desired, acted, latest: Box::new(latest) }, selector, running, cancel).await;
     Ok(())
 }
 
@@ -191,7 +216,7 @@ struct Reconciling {
 }
 
 async fn reconcile_loop(
-    env: Arc<WorkerEnv>,
+    starters: Starters,
     mut r: Reconciling,
     selector: LabelSelector,
     running: Arc<AtomicU32>,
@@ -201,6 +226,7 @@ async fn reconcile_loop(
     let mut workers: BTreeMap<Key, Worker> = BTreeMap::new();
     let mut tasks: JoinSet<(Key, Ended)> = JoinSet::new();
     let mut finished = Finished::default();
+    let env = starters.training.clone();
     loop {
         let current = desired_rx.borrow_and_update().clone();
         if let Some(set) = &current {
@@ -222,6 +248,8 @@ async fn reconcile_loop(
                     finished.done.retain(listed);
                     finished.released.retain(listed);
                     let round = confirm::round(set, &views, &finished, &containers, r.latest.as_ref()).await;
+                    // The set the round's actions follow from.
+                    let basis = round.confirmed.clone().unwrap_or_else(|| set.clone());
                     if let Some((index, items)) = round.confirmed {
                         r.desired.offer(index, items);
                     }
@@ -229,8 +257,9 @@ async fn reconcile_loop(
                     match r.acted.advance(round.index) {
                         Ok(()) => {
                             for action in round.actions {
-                                apply(&env, action, &mut workers, &mut tasks).await;
+                                apply(&starters, basis.0, action, &mut workers, &mut tasks).await;
                             }
+                            update_instances(&basis, &workers);
                         }
                         Err(e) => tracing::error!(error = %e, "cannot record the assignment index; not acting"),
                     }
@@ -259,12 +288,29 @@ async fn reconcile_loop(
     tasks.abort_all();
 }
 
+/// Hands each instance controller its assignment as of `set` (which the loop acted on).
+fn update_instances(set: &confirm::AssignmentSet, workers: &BTreeMap<Key, Worker>) {
+    for a in set.1.iter().filter(|a| a.serving.is_some()) {
+        if let Some(tx) = workers.get(&Key::of(a)).and_then(|w| w.serving.as_ref()) {
+            tx.send_if_modified(|held| {
+                let newer = set.0 > held.0 && held.1 != *a;
+                if newer {
+                    *held = (set.0, a.clone());
+                }
+                newer
+            });
+        }
+    }
+}
+
 async fn apply(
-    env: &Arc<WorkerEnv>,
+    starters: &Starters,
+    index: u64,
     action: Action,
     workers: &mut BTreeMap<Key, Worker>,
     tasks: &mut JoinSet<(Key, Ended)>,
 ) {
+    let env = &starters.training;
     match action {
         Action::Start { assignment, existing } => {
             let key = Key::of(&assignment);
@@ -276,10 +322,18 @@ async fn apply(
                 Control::Run
             };
             let (control, rx) = watch::channel(initial);
-            let env = env.clone();
             let task_key = key.clone();
-            tasks.spawn(async move { (task_key, worker::run(env, assignment, existing, rx).await) });
-            workers.insert(key, Worker { control });
+            if assignment.serving.is_some() {
+                // Its pods are found by their labels; `existing` is one of them at most.
+                let (tx, held) = watch::channel((index, assignment));
+                let env = starters.serving.clone();
+                tasks.spawn(async move { (task_key, serving::run_instance(env, held, rx).await) });
+                workers.insert(key, Worker { control, serving: Some(tx) });
+            } else {
+                let env = env.clone();
+                tasks.spawn(async move { (task_key, worker::run(env, assignment, existing, rx).await) });
+                workers.insert(key, Worker { control, serving: None });
+            }
         }
         Action::Release(key) => {
             if let Some(w) = workers.get(&key) {
@@ -308,5 +362,35 @@ async fn apply(
                 tracing::warn!(container = %c.name, error = %e, "removing orphan failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gantry_proto::v1::{ServingInstance, ServingPod, WorkAssignment};
+
+    use super::*;
+
+    fn instance(pods: &[&str]) -> WorkAssignment {
+        let pods = pods.iter().map(|p| ServingPod { pod_id: (*p).into(), ..Default::default() }).collect();
+        WorkAssignment {
+            workload_id: "w1".into(),
+            serving: Some(ServingInstance { pods, ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_instance_controller_gets_newer_pod_sets_only() {
+        let (control, _control_rx) = watch::channel(Control::Run);
+        let (tx, mut rx) = watch::channel((5, instance(&["p1"])));
+        let workers = BTreeMap::from([(Key::of(&instance(&[])), Worker { control, serving: Some(tx) })]);
+        update_instances(&(4, vec![instance(&["p2"])]), &workers);
+        assert!(!rx.has_changed().unwrap(), "an older set");
+        update_instances(&(6, vec![instance(&["p1"])]), &workers);
+        assert!(!rx.has_changed().unwrap(), "nothing new");
+        update_instances(&(7, vec![instance(&["p1", "p2"])]), &workers);
+        let (index, a) = rx.borrow_and_update().clone();
+        assert_eq!((index, a.serving.unwrap().pods.len()), (7, 2));
     }
 }

@@ -15,6 +15,8 @@ pub const NODE: &str = "org.gantry.node";
 pub const CLUSTER: &str = "org.gantry.cluster";
 /// The container's rank within its gang (0-based).
 pub const RANK: &str = "org.gantry.rank";
+/// The serving pod a container runs (endpoint stage instances only): its pod id.
+pub const POD: &str = "org.gantry.pod";
 /// Comma-separated UUIDs of the GPUs the container owns; set whenever it has GPUs, in
 /// every [`crate::runtime::GpuMode`].
 pub const GPUS: &str = "org.gantry.gpus";

@@ -37,7 +37,7 @@ pub use error::RuntimeError;
 pub use fake::{FakeExit, FakeRuntime, FakeScript};
 pub use hardening::{Capability, Hardening, HardeningConfig, TmpfsMount, UserId};
 pub use labels::{GantryLabels, LabelSelector};
-pub use spec::{BindMount, ContainerSpec, GpuMode, Network, workload_network_name};
+pub use spec::{BindMount, ContainerSpec, GpuMode, Network, PublishedPort, workload_network_name};
 pub use types::{
     AppliedHardening, ContainerEvent, ContainerEventKind, ContainerId, ContainerInfo, ContainerState, ContainerStats,
     Limits, LogLine, LogStream, NetworkInfo,

@@ -57,6 +57,37 @@ pub enum Network {
     /// reach each other at the node addresses on fixed ports until the scheduler
     /// allocates rendezvous ports (issue #9). A known limit (`docs/agent.md`).
     HostForMultiNodeGang,
+    /// Like [`Network::Workload`] (the group's own bridge, never the engine's default
+    /// one), with container ports published on the host: a serving pod the gateway
+    /// reaches at `{node address}:{host_port}`.
+    Published { name: String, ports: Vec<PublishedPort> },
+}
+
+/// A container port published on the host (TCP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// The host address the port is bound to; `0.0.0.0` is every address.
+    pub host_ip: std::net::IpAddr,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl Network {
+    /// The name of the group's own bridge network, for the variants that have one.
+    pub fn own_bridge(&self) -> Option<&str> {
+        match self {
+            Network::Workload { name, .. } | Network::Published { name, .. } => Some(name),
+            Network::None | Network::HostForMultiNodeGang => None,
+        }
+    }
+
+    /// The ports published on the host (none but for [`Network::Published`]).
+    pub fn published(&self) -> &[PublishedPort] {
+        match self {
+            Network::Published { ports, .. } => ports,
+            _ => &[],
+        }
+    }
 }
 
 /// The name of a workload group's own network on an engine shared by clusters.
@@ -242,24 +273,46 @@ impl ContainerSpec {
                 bad("a container on the host's network keeps the host's name: hostname must be unset".into())
             }
             Network::HostForMultiNodeGang => Ok(()),
+            Network::Published { name, ports } => {
+                self.validate_bridge(name)?;
+                let mut seen = BTreeSet::new();
+                for p in ports {
+                    if p.host_port == 0 || p.container_port == 0 {
+                        return bad(format!(
+                            "published port {}:{} -> {} needs non-zero ports",
+                            p.host_ip, p.host_port, p.container_port
+                        ));
+                    }
+                    if !seen.insert((p.host_ip, p.host_port)) {
+                        return bad(format!("host port {}:{} is published twice", p.host_ip, p.host_port));
+                    }
+                }
+                Ok(())
+            }
             Network::Workload { name, aliases } => {
-                if !valid_name(name) {
-                    return bad(format!("network '{name}' must match [a-zA-Z0-9][a-zA-Z0-9_.-]+"));
-                }
-                if !self.labels.contains_key(labels::CLUSTER) || !self.labels.contains_key(labels::WORKLOAD) {
-                    return bad(format!(
-                        "network '{name}' needs the container's {} and {} labels (they mark the network as the \
-                         workload's, for its removal)",
-                        labels::CLUSTER,
-                        labels::WORKLOAD
-                    ));
-                }
+                self.validate_bridge(name)?;
                 if let Some(alias) = aliases.iter().find(|a| !valid_alias(a)) {
                     return bad(format!("network alias '{alias}' must be letters, digits, '-' and '.'"));
                 }
                 Ok(())
             }
         }
+    }
+
+    /// The rules of a group's own bridge network.
+    fn validate_bridge(&self, name: &str) -> Result<(), RuntimeError> {
+        if !valid_name(name) {
+            return Err(RuntimeError::InvalidSpec(format!("network '{name}' must match [a-zA-Z0-9][a-zA-Z0-9_.-]+")));
+        }
+        if !self.labels.contains_key(labels::CLUSTER) || !self.labels.contains_key(labels::WORKLOAD) {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "network '{name}' needs the container's {} and {} labels (they mark the network as the workload's, \
+                 for its removal)",
+                labels::CLUSTER,
+                labels::WORKLOAD
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -354,6 +407,21 @@ mod tests {
         }
     }
 
+    fn port(host_port: u16, container_port: u16) -> PublishedPort {
+        PublishedPort { host_ip: std::net::Ipv4Addr::LOCALHOST.into(), host_port, container_port }
+    }
+
+    #[test]
+    fn a_published_port_sits_on_the_groups_own_bridge() {
+        let mut s = workload_spec();
+        s.network = Network::Published { name: "gantry-c-w".into(), ports: vec![port(31000, 8080)] };
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.network.own_bridge(), Some("gantry-c-w"));
+        assert_eq!(s.network.published(), [port(31000, 8080)]);
+        assert_eq!(Network::None.own_bridge(), None);
+        assert!(Network::HostForMultiNodeGang.published().is_empty());
+    }
+
     #[test]
     fn hardening_and_network_rules() {
         assert_eq!(workload_spec().validate(), Ok(()));
@@ -375,6 +443,16 @@ mod tests {
             Box::new(|s| {
                 s.network = Network::HostForMultiNodeGang;
                 s.hostname = Some("t-0".into());
+            }),
+            Box::new(|s| s.network = Network::Published { name: "gantry-c-w".into(), ports: vec![port(0, 8080)] }),
+            Box::new(|s| s.network = Network::Published { name: "gantry-c-w".into(), ports: vec![port(31000, 0)] }),
+            Box::new(|s| {
+                s.network =
+                    Network::Published { name: "gantry-c-w".into(), ports: vec![port(31000, 8080), port(31000, 9090)] }
+            }),
+            Box::new(|s| {
+                s.labels.remove(labels::CLUSTER);
+                s.network = Network::Published { name: "gantry-c-w".into(), ports: vec![port(31000, 8080)] };
             }),
         ];
         for (i, mutate) in cases.iter().enumerate() {

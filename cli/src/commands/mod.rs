@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod experiment;
 pub mod image;
 pub mod instance_type;
+pub mod model;
 pub mod node;
 pub mod pki;
 pub mod project;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<()> {
         Command::Project(cmd) => project::run(&ctx, cmd).await,
         Command::Experiment(cmd) => experiment::run(&ctx, cmd).await,
         Command::Training(cmd) => training::run(&ctx, cmd).await,
+        Command::Model(cmd) => model::run(&ctx, cmd).await,
         Command::Pki(_) => unreachable!("handled before the config is loaded"),
     }
 }

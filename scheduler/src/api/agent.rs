@@ -17,7 +17,7 @@ use gantry_proto::v1::agent_service_server::AgentService;
 use gantry_proto::v1::{
     AgentMessage, AssignmentsRequest, NodeAssignments, RegisterNodeRequest, RegisterNodeResponse,
     RenewCertificateRequest, RenewCertificateResponse, ReportContainerRequest, ReportContainerResponse,
-    SchedulerMessage, agent_message, scheduler_message,
+    ReportPodsRequest, ReportPodsResponse, SchedulerMessage, agent_message, scheduler_message,
 };
 use gantry_proto::{JOIN_TOKEN_HEADER, convert};
 use tokio::sync::mpsc;
@@ -269,6 +269,29 @@ impl AgentService for AgentApi {
         };
         self.0.write(cmd).await?;
         Ok(Response::new(ReportContainerResponse {}))
+    }
+
+    /// The node may speak only for itself and about an instance placed on it (an
+    /// endpoint stage instance is a one-rank workload: rank 0); the report's effect is
+    /// [`super::pods::apply_pod_report`]'s.
+    #[tracing::instrument(skip_all, fields(node = %req.get_ref().node_id, workload = %req.get_ref().workload_id))]
+    async fn report_pods(&self, req: Request<ReportPodsRequest>) -> Result<Response<ReportPodsResponse>, Status> {
+        let caller = self.caller(&req, "");
+        let req = req.into_inner();
+        {
+            let state = self.0.raft.state();
+            caller.check_not_revoked(&state)?;
+            caller.check(&state, &req.node_id)?;
+            // As for ReportContainer: a placement never moves, so a denial seen here
+            // holds on the leader too.
+            if let Err(Rejected::PermissionDenied { reason }) =
+                ownership::check_container_owner(&state, &req.node_id, &req.workload_id, 0)
+            {
+                return Err(Status::permission_denied(reason));
+            }
+        }
+        super::pods::apply_pod_report(&self.0, req).await?;
+        Ok(Response::new(ReportPodsResponse {}))
     }
 
     #[tracing::instrument(skip_all, fields(node = %req.get_ref().node_id))]

@@ -7,7 +7,7 @@ use gantry_domain::{Experiment, ExperimentStatus, Meta, Training, TrainingStatus
 
 use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
-use super::{endpoints, gpu_health, nodes, ownership, release, rendezvous, revocations};
+use super::{endpoints, gpu_health, models, nodes, ownership, release, rendezvous, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -91,6 +91,7 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
                     t.status
                 )));
             }
+            models::check_no_model_from(state, &project, &t.meta.id, &name)?;
             if let Some(p) = state.projects.get_mut(&project) {
                 p.trainings.remove(&name);
             }
@@ -156,6 +157,13 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
         CommandV1::SetGpuHealth { node_id, unhealthy, now_ms } => {
             gpu_health::set_gpu_health(state, &node_id, unhealthy, now_ms)
         }
+        CommandV1::CreateModel { project, id, request_id, spec, source, now_ms } => {
+            models::create_model(state, project, id, request_id, spec, source, now_ms)
+        }
+        CommandV1::UpdateModel { project, name, new_name, description, tags, now_ms } => {
+            models::update_model(state, &project, &name, models::ModelChanges { new_name, description, tags }, now_ms)
+        }
+        CommandV1::DeleteModel { project, name } => models::delete_model(state, &project, &name),
         CommandV1::Endpoint(c) => endpoints::apply(state, index, c),
     }
 }

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use gantry_domain::{
-    ExperimentSpec, GangPorts, Image, InstanceType, NodeInventory, NodeStatus, Placement, StorageGrants, TrainingSpec,
-    TrainingStatus,
+    ExperimentSpec, GangPorts, Image, InstanceType, ModelSource, ModelSpec, NodeInventory, NodeStatus, Placement,
+    StorageGrants, Tag, TrainingSpec, TrainingStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -182,6 +182,33 @@ pub enum CommandV1 {
         node_id: String,
         unhealthy: BTreeMap<String, String>,
         now_ms: u64,
+    },
+    /// Registers a model (see [`super::models`]). From a training, `source` names it
+    /// and apply takes the artifact path from it (it must still exist and be
+    /// COMPLETE); otherwise `spec.artifact_path` is used and must be readable under
+    /// the project's grants.
+    CreateModel {
+        project: String,
+        id: String,
+        request_id: String,
+        spec: ModelSpec,
+        source: ModelSource,
+        now_ms: u64,
+    },
+    /// Changes what the guide lets a user change: name, description, tags (each `Some`
+    /// replaces the current value).
+    UpdateModel {
+        project: String,
+        name: String,
+        new_name: Option<String>,
+        description: Option<String>,
+        tags: Option<Vec<Tag>>,
+        now_ms: u64,
+    },
+    /// Fails while an endpoint uses the model.
+    DeleteModel {
+        project: String,
+        name: String,
     },
     /// Endpoints, stages, stage resources, pods and gateway reports (see
     /// [`super::endpoints`]).

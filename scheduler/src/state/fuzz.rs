@@ -111,6 +111,21 @@ pub(crate) enum Op {
         own_node: bool,
         node: u32,
     },
+    /// A model from an external path (`training` None) or from a training picked from
+    /// every project's (so some are in another project, missing or not COMPLETE).
+    CreateModel {
+        project: usize,
+        name: usize,
+        training: Option<Index>,
+        request: u32,
+    },
+    UpdateModel {
+        model: Index,
+        new_name: Option<usize>,
+    },
+    DeleteModel {
+        model: Index,
+    },
     /// Endpoints, stages, pods and gateway reports (see `endpoints::fuzz`).
     Endpoint(super::endpoints::fuzz::EpOp),
 }
@@ -144,6 +159,10 @@ fn op() -> impl Strategy<Value = Op> {
         8 => super::endpoints::fuzz::op().prop_map(Op::Endpoint),
         4 => (any::<Index>(), 0u32..5, prop::bool::weighted(0.8), 0..NODES + 1)
             .prop_map(|(workload, rank, own_node, node)| Op::Gone { workload, rank, own_node, node }),
+        2 => (0usize..2, 0usize..3, prop::option::weighted(0.7, any::<Index>()), 0u32..3)
+            .prop_map(|(project, name, training, request)| Op::CreateModel { project, name, training, request }),
+        1 => (any::<Index>(), prop::option::of(0usize..3)).prop_map(|(model, new_name)| Op::UpdateModel { model, new_name }),
+        1 => any::<Index>().prop_map(|model| Op::DeleteModel { model }),
     ]
 }
 
@@ -165,6 +184,10 @@ const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 fn pick<T: Clone>(items: &[T], i: &Index, missing: T) -> T {
     let slot = i.index(items.len() + 1);
     items.get(slot).cloned().unwrap_or(missing)
+}
+
+fn models(state: &State) -> Vec<(String, String)> {
+    state.projects.iter().flat_map(|(p, proj)| proj.models.keys().map(move |n| (p.clone(), n.clone()))).collect()
 }
 
 fn trainings(state: &State) -> Vec<(String, String)> {
@@ -348,6 +371,43 @@ pub(crate) fn resolve(op: &Op, state: &State, step: u64) -> CommandV1 {
         Op::Gone { workload, rank, own_node, node } => {
             let (workload_id, node_id) = rank_target(state, &workload, rank, own_node, node);
             CommandV1::ContainerGone { node_id, workload_id, rank }
+        }
+        Op::CreateModel { project, name, training, request } => {
+            let source = match training {
+                None => ModelSource::External,
+                Some(i) => {
+                    let (p, training_name) = pick(&trainings(state), &i, ("p1".into(), "missing".into()));
+                    let training_id =
+                        state.training(&p, &training_name).map_or("missing".into(), |t| t.meta.id.clone());
+                    ModelSource::Training { training_id, training_name }
+                }
+            };
+            let spec = ModelSpec {
+                name: format!("m{name}"),
+                description: String::new(),
+                tags: vec![],
+                framework: ModelFramework::PyTorch,
+                framework_version: "2.1".into(),
+                artifact_path: if source == ModelSource::External { "file:///models/m".into() } else { String::new() },
+            };
+            let request_id = format!("req-{request}");
+            CommandV1::CreateModel {
+                project: PROJECTS[project].into(),
+                id: format!("mdl-{step}"),
+                request_id,
+                spec,
+                source,
+                now_ms,
+            }
+        }
+        Op::UpdateModel { model, new_name } => {
+            let (project, name) = pick(&models(state), &model, ("p1".into(), "missing".into()));
+            let new_name = new_name.map(|n| format!("m{n}"));
+            CommandV1::UpdateModel { project, name, new_name, description: Some("d".into()), tags: None, now_ms }
+        }
+        Op::DeleteModel { model } => {
+            let (project, name) = pick(&models(state), &model, ("p1".into(), "missing".into()));
+            CommandV1::DeleteModel { project, name }
         }
         Op::Endpoint(op) => super::endpoints::fuzz::resolve(&op, state, step, now_ms),
     }

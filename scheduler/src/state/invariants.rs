@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use gantry_domain::{Resources, TrainingStatus};
+use gantry_domain::{ModelSource, Resources, TrainingStatus};
 
 use super::State;
 
@@ -123,6 +123,23 @@ pub(crate) fn check(state: &State) -> Result<(), String> {
                     "{project}/{}: {} -> {} is not an allowed edge",
                     t.meta.name, w[0].status, w[1].status
                 ));
+            }
+        }
+    }
+    // Models: filed under their own name and project; one made from a training keeps
+    // that (COMPLETE) training alive.
+    for (project, p) in &state.projects {
+        for (key, m) in &p.models {
+            if key != &m.meta.name || project != &m.meta.project {
+                return Err(format!("model {project}/{key} is filed as {}/{}", m.meta.project, m.meta.name));
+            }
+            if let ModelSource::Training { training_id, training_name } = &m.source {
+                let t = p.trainings.values().find(|t| &t.meta.id == training_id);
+                match t {
+                    Some(t) if t.status == TrainingStatus::Complete && &t.meta.name == training_name => {}
+                    Some(t) => return Err(format!("model {project}/{key} comes from {} ({})", t.meta.name, t.status)),
+                    None => return Err(format!("model {project}/{key}: its training {training_name} is gone")),
+                }
             }
         }
     }

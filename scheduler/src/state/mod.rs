@@ -15,6 +15,7 @@ pub mod containers;
 pub mod endpoints;
 pub mod gpu_health;
 pub mod index;
+mod models;
 mod node_loss;
 mod nodes;
 mod outcome;
@@ -28,6 +29,8 @@ mod workload;
 mod fuzz;
 #[cfg(test)]
 mod invariants;
+#[cfg(test)]
+mod models_tests;
 #[cfg(test)]
 mod regressions;
 #[cfg(test)]

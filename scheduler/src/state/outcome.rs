@@ -2,7 +2,7 @@
 //! replica rejects the same command the same way, and the proposer reports it to the
 //! client with the matching gRPC code.
 
-use gantry_domain::{Experiment, Image, InstanceType, Node, Placement, Training, ValidationError};
+use gantry_domain::{Experiment, Image, InstanceType, Model, Node, Placement, Training, ValidationError};
 use serde::{Deserialize, Serialize};
 
 // An outcome lives from apply to the waiting client's answer.
@@ -15,6 +15,7 @@ pub enum Applied {
     Node(Node),
     Experiment(Experiment),
     Training { training: Training, placement: Option<Placement> },
+    Model(Model),
     Endpoint(gantry_domain::endpoint::Endpoint),
     ApiKey(gantry_domain::endpoint::ApiKey),
 }

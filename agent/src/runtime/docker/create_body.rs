@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, DeviceRequest, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
-    NetworkingConfig,
+    NetworkingConfig, PortBinding, PortMap,
 };
 
 use crate::runtime::hardening::{Hardening, NO_NEW_PRIVILEGES, TmpfsMount};
@@ -47,6 +47,18 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
     let limited = |v: i64| (v > 0).then_some(v);
     let h = &spec.hardening;
     let (network_mode, networking_config) = network(&spec.network);
+    let published = spec.network.published();
+    // Docker keys ports as "8080/tcp"; one binding per published host port.
+    let mut port_bindings: PortMap = HashMap::new();
+    for p in published {
+        let binding = PortBinding { host_ip: Some(p.host_ip.to_string()), host_port: Some(p.host_port.to_string()) };
+        port_bindings
+            .entry(format!("{}/tcp", p.container_port))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
+    }
+    let exposed_ports: Vec<String> = port_bindings.keys().cloned().collect();
     let host_config = HostConfig {
         nano_cpus: limited(spec.nano_cpus),
         memory: limited(spec.memory_bytes),
@@ -56,6 +68,7 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
         device_requests,
         mounts: Some(mounts),
         network_mode: Some(network_mode),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         shm_size: spec.shm_bytes,
         // What no spec can change (see `runtime::hardening::ALWAYS`).
         init: Some(true),
@@ -91,6 +104,7 @@ pub(super) fn create_body(spec: &ContainerSpec, gpu_mode: GpuMode) -> ContainerC
         user: user(h),
         host_config: Some(host_config),
         networking_config,
+        exposed_ports: (!exposed_ports.is_empty()).then_some(exposed_ports),
         ..Default::default()
     }
 }
@@ -108,6 +122,12 @@ fn network(network: &Network) -> (String, Option<NetworkingConfig>) {
         Network::Workload { name, aliases } => {
             let endpoint = EndpointSettings { aliases: Some(aliases.clone()), ..Default::default() };
             let config = NetworkingConfig { endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])) };
+            (name.clone(), Some(config))
+        }
+        Network::Published { name, .. } => {
+            let config = NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(name.clone(), EndpointSettings::default())])),
+            };
             (name.clone(), Some(config))
         }
     }
@@ -231,6 +251,23 @@ mod tests {
         let body = create_body(&s, GpuMode::Nvidia);
         assert_eq!(body.host_config.unwrap().network_mode.as_deref(), Some("host"));
         assert_eq!(body.networking_config, None);
+    }
+
+    #[test]
+    fn a_published_port_is_bound_on_the_given_address_of_the_own_bridge() {
+        let mut s = ContainerSpec::new("p-0", "img", vec!["serve".into()]);
+        let ip: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        s.network = Network::Published {
+            name: "gantry-c-w".into(),
+            ports: vec![crate::runtime::spec::PublishedPort { host_ip: ip, host_port: 31001, container_port: 8080 }],
+        };
+        let body = create_body(&s, GpuMode::Nvidia);
+        assert_eq!(body.exposed_ports, Some(vec!["8080/tcp".to_string()]));
+        assert!(body.networking_config.unwrap().endpoints_config.unwrap().contains_key("gantry-c-w"));
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.network_mode.as_deref(), Some("gantry-c-w"), "never the default bridge");
+        let bindings = hc.port_bindings.unwrap()["8080/tcp"].clone().unwrap();
+        assert_eq!(bindings, [PortBinding { host_ip: Some("10.0.0.5".into()), host_port: Some("31001".into()) }]);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::ContainerRuntime;
 use super::error::RuntimeError;
 use super::hardening::HardeningConfig;
 use super::labels::LabelSelector;
-use super::spec::{ContainerSpec, GpuMode, Network};
+use super::spec::{ContainerSpec, GpuMode};
 use super::types::{
     AppliedHardening, ContainerEvent, ContainerId, ContainerInfo, ContainerState, ContainerStats, Limits, LogLine,
     NetworkInfo,
@@ -90,7 +90,7 @@ impl DockerRuntime {
     }
 
     async fn ensure_network(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
-        if let Network::Workload { name, .. } = &spec.network {
+        if let Some(name) = spec.network.own_bridge() {
             let _guard = self.network_lock.lock().await;
             networks::ensure(&self.docker, name, spec.network_labels()).await?;
         }
@@ -100,8 +100,7 @@ impl DockerRuntime {
     /// Creates and starts once; `Err(Ok(()))` when the container's network vanished
     /// under it (worth one more try), `Err(Err(_))` for any other failure.
     async fn try_create_and_start(&self, spec: &ContainerSpec) -> Result<ContainerId, Result<(), RuntimeError>> {
-        let retry_network =
-            |e: &BollardError| matches!(spec.network, Network::Workload { .. }) && networks::network_missing(e);
+        let retry_network = |e: &BollardError| spec.network.own_bridge().is_some() && networks::network_missing(e);
         let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
         let created =
             match self.docker.create_container(Some(options), create_body::create_body(spec, self.gpu_mode)).await {

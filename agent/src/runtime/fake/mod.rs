@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::error::RuntimeError;
 use super::hardening::NO_NEW_PRIVILEGES;
-use super::spec::{ContainerSpec, GpuMode, Network};
+use super::spec::{ContainerSpec, GpuMode, Network, PublishedPort};
 use super::types::{
     AppliedHardening, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, ContainerStats, LogLine,
     LogStream,
@@ -93,6 +93,17 @@ impl State {
     /// Containers (any state) attached to network `name`.
     fn attached(&self, name: &str) -> usize {
         self.containers.values().filter(|c| network_name(&c.spec) == Some(name)).count()
+    }
+
+    /// Whether a running container already publishes `port`'s host port on an
+    /// overlapping address.
+    fn port_taken(&self, port: &PublishedPort) -> bool {
+        self.containers.values().filter(|c| c.state == ContainerState::Running).any(|c| {
+            c.spec.network.published().iter().any(|p| {
+                p.host_port == port.host_port
+                    && (p.host_ip == port.host_ip || p.host_ip.is_unspecified() || port.host_ip.is_unspecified())
+            })
+        })
     }
 
     fn tick(&mut self) -> u64 {
@@ -222,10 +233,7 @@ impl FakeRuntime {
 
 /// The workload network of a spec, if it has one.
 fn network_name(spec: &ContainerSpec) -> Option<&str> {
-    match &spec.network {
-        Network::Workload { name, .. } => Some(name),
-        _ => None,
-    }
+    spec.network.own_bridge()
 }
 
 /// What the engine would report for a container created from `spec` (the shape
@@ -235,7 +243,7 @@ fn applied(spec: &ContainerSpec) -> AppliedHardening {
     let network_mode = match &spec.network {
         Network::None => "none".to_string(),
         Network::HostForMultiNodeGang => "host".to_string(),
-        Network::Workload { name, .. } => name.clone(),
+        Network::Workload { name, .. } | Network::Published { name, .. } => name.clone(),
     };
     let mut tmpfs: Vec<String> = h.tmpfs.iter().map(|t| t.container_path.clone()).collect();
     tmpfs.sort();

@@ -36,6 +36,17 @@ impl ContainerRuntime for FakeRuntime {
             if state.resolve(&spec.name).is_some() {
                 return Err(RuntimeError::NameConflict(spec.name.clone()));
             }
+            // As the engine: a host port bound by a running container is not bound
+            // again (an unspecified address overlaps every address).
+            if let Some(taken) = spec.network.published().iter().find(|p| state.port_taken(p)) {
+                return Err(RuntimeError::Engine {
+                    op: "start",
+                    message: format!(
+                        "Bind for {}:{} failed: port is already allocated",
+                        taken.host_ip, taken.host_port
+                    ),
+                });
+            }
             if let Some(network) = network_name(spec) {
                 state.networks.entry(network.to_string()).or_insert_with(|| spec.network_labels());
             }
@@ -266,6 +277,26 @@ mod tests {
         let lines: Vec<String> = rt.logs(&id, true).map(|l| l.unwrap().line).collect().await;
         assert_eq!(lines, ["one", "two"]);
         assert_eq!(rt.create_and_start(&spec("c-a")).await, Err(RuntimeError::NameConflict("c-a".into())));
+    }
+
+    #[tokio::test]
+    async fn a_host_port_is_published_once_while_its_container_runs() {
+        use crate::runtime::{Network, PublishedPort};
+        let published = |name: &str, ip: &str| {
+            let mut s = spec(name);
+            s.labels.insert("org.gantry.cluster".into(), "c".into());
+            let port = PublishedPort { host_ip: ip.parse().unwrap(), host_port: 31000, container_port: 8080 };
+            s.network = Network::Published { name: "gantry-c-w1".into(), ports: vec![port] };
+            s
+        };
+        let rt = FakeRuntime::new();
+        let id = rt.create_and_start(&published("p-a", "127.0.0.1")).await.unwrap();
+        let again = rt.create_and_start(&published("p-b", "0.0.0.0")).await;
+        assert!(matches!(again, Err(RuntimeError::Engine { .. })), "{again:?}");
+        assert!(rt.create_and_start(&published("p-c", "127.0.0.2")).await.is_ok(), "another address is free");
+        assert_eq!(rt.inspect_hardening(&id).await.unwrap().network_mode, "gantry-c-w1");
+        rt.remove(&id).await.unwrap();
+        assert!(rt.create_and_start(&published("p-b", "127.0.0.1")).await.is_ok(), "released with its container");
     }
 
     #[tokio::test]
