@@ -111,3 +111,86 @@ async fn endpoint_limits_not_found_models_and_foreign_tokens() -> anyhow::Result
     assert!(names(&mut a).await?.is_empty());
     sandbox.shutdown().await
 }
+
+async fn stage_names(c: &mut Client, endpoint: &str) -> anyhow::Result<Vec<String>> {
+    let req = pb::ListStagesRequest { project: TEAM_A.into(), endpoint: endpoint.into(), read: None };
+    Ok(c.list_stages(req).await?.into_inner().stages.into_iter().map(|s| s.name).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_rules_and_a_model_in_use() -> anyhow::Result<()> {
+    let sandbox = Sandbox::start().await?;
+    let image = pb::Image {
+        name: "serving-onnx".into(),
+        reference: "gantry/serving-sklearn-onnx:cpu".into(),
+        core_type: "CPU".into(),
+        framework: "PYTHON".into(),
+        framework_version: String::new(),
+        python_version: "3.11".into(),
+    };
+    expect_ok(sandbox.admin().catalog.put_image(pb::PutImageRequest { image: Some(image) }).await, "serving image");
+    let mut models = sandbox.team_a().models;
+    let model = pb::CreateModelRequest {
+        project: TEAM_A.into(),
+        name: "iris".into(),
+        description: String::new(),
+        tags: vec![],
+        framework: "onnx".into(),
+        framework_version: "1.17".into(),
+        artifact_path: "file:///srv/models/iris".into(),
+        from_training: String::new(),
+        request_id: String::new(),
+    };
+    expect_ok(models.create_model(model).await, "model");
+    let mut a = client(&sandbox, TEAM_A_TOKEN)?;
+    let ep = expect_ok(a.create_endpoint(create("ep", stage(1, vec![resource("/inference", 1)]))).await, "create");
+    assert_eq!(ep.default_stage, "default");
+    assert!(ep.url.ends_with(&format!("/e/{}", ep.id)), "{}", ep.url);
+    assert_eq!(ep.stages[0].resources[0].url, format!("{}/inference", ep.stages[0].url));
+
+    let delete_model = pb::DeleteModelRequest { project: TEAM_A.into(), name: "iris".into() };
+    let err = expect_code(models.delete_model(delete_model.clone()).await, Code::FailedPrecondition, "model in use");
+    assert!(err.message().contains("ep"), "names the endpoint: {}", err.message());
+
+    let canary = pb::CreateStageRequest {
+        project: TEAM_A.into(),
+        endpoint: "ep".into(),
+        stage: Some(pb::StageSpec { name: "canary".into(), ..stage(1, vec![resource("/inference", 1)]) }),
+        request_id: String::new(),
+    };
+    expect_ok(a.create_stage(canary).await, "canary");
+    let del_ep = pb::DeleteEndpointRequest { project: TEAM_A.into(), name: "ep".into() };
+    let err = expect_code(a.delete_endpoint(del_ep.clone()).await, Code::FailedPrecondition, "other stage remains");
+    assert!(err.message().contains("canary"), "{}", err.message());
+    let del_stage = |s: &str| pb::DeleteStageRequest { project: TEAM_A.into(), endpoint: "ep".into(), stage: s.into() };
+    expect_code(a.delete_stage(del_stage("default")).await, Code::FailedPrecondition, "the default stage");
+
+    // Another project's token cannot delete anything here.
+    let mut b = client(&sandbox, TEAM_B_TOKEN)?;
+    expect_code(b.delete_stage(del_stage("canary")).await, Code::PermissionDenied, "team-b deleting");
+    assert_eq!(stage_names(&mut a, "ep").await?, ["canary", "default"]);
+
+    expect_ok(a.delete_stage(del_stage("canary")).await, "delete canary");
+    let probe = a.clone();
+    eventually("the canary stage to go", || {
+        let mut c = probe.clone();
+        async move {
+            let names = stage_names(&mut c, "ep").await?;
+            anyhow::ensure!(names == ["default"], "stages {names:?}");
+            Ok(())
+        }
+    })
+    .await?;
+    expect_ok(a.delete_endpoint(del_ep).await, "delete endpoint");
+    eventually("the endpoint to go", || {
+        let mut c = probe.clone();
+        async move {
+            let left = names(&mut c).await?;
+            anyhow::ensure!(left.is_empty(), "endpoints {left:?}");
+            Ok(())
+        }
+    })
+    .await?;
+    expect_ok(models.delete_model(delete_model).await, "the model is free again");
+    sandbox.shutdown().await
+}
