@@ -13,20 +13,45 @@ use crate::state::{Rejected, State, Workload, WorkloadOwner};
 /// Host ports pods are published on, unless the state says otherwise.
 pub const DEFAULT_POD_PORTS: (u16, u16) = (31000, 32999);
 
-/// The catalog image that serves `framework`: by convention the image named
-/// `serving-{framework}` (`serving-pytorch`, `serving-scikit-learn`, …; docs/serving.md).
+/// The catalog name an operator gives the image that serves `framework`
+/// (`serving-pytorch`, `serving-scikit-learn`, …; docs/serving.md).
 pub fn serving_image_name(framework: ModelFramework) -> String {
     format!("serving-{}", framework.as_str().to_ascii_lowercase().replace('_', "-"))
+}
+
+/// The repository of Gantry's own serving image for `framework`
+/// (deploy/images: one image serves scikit-learn and ONNX).
+fn builtin_repository(framework: ModelFramework) -> &'static str {
+    match framework {
+        ModelFramework::TensorFlow => "serving-tensorflow",
+        ModelFramework::PyTorch => "serving-pytorch",
+        ModelFramework::Onnx | ModelFramework::ScikitLearn => "serving-sklearn-onnx",
+    }
+}
+
+/// The image that serves `framework`: the catalog image named
+/// [`serving_image_name`] if there is one, else the first (by name) whose reference is
+/// one of Gantry's serving images for it (`…/serving-pytorch:cpu`).
+pub fn serving_image(state: &State, framework: ModelFramework) -> Option<&gantry_domain::Image> {
+    if let Some(image) = state.images.get(&serving_image_name(framework)) {
+        return Some(image);
+    }
+    let wanted = builtin_repository(framework);
+    state.images.values().find(|i| {
+        let repository = i.reference.split(':').next().unwrap_or_default();
+        repository.rsplit('/').next() == Some(wanted)
+    })
 }
 
 /// The project's model `name` and how to serve it.
 pub fn resolve_model(state: &State, project: &str, name: &str, field: &str) -> Result<ServedModel, Rejected> {
     let m = state.model(project, name).ok_or_else(|| Rejected::not_found(format!("model '{name}' ({field})")))?;
-    let image_name = serving_image_name(m.framework);
-    let image = state.images.get(&image_name).ok_or_else(|| {
+    let image = serving_image(state, m.framework).ok_or_else(|| {
         Rejected::precondition(format!(
-            "{field}: no serving image for {} models: add image '{image_name}' to the catalog",
-            m.framework
+            "{field}: no serving image for {} models: add image '{}' (or one of gantry/{}) to the catalog",
+            m.framework,
+            serving_image_name(m.framework),
+            builtin_repository(m.framework)
         ))
     })?;
     Ok(ServedModel {

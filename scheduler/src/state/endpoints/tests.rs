@@ -266,6 +266,26 @@ fn the_model_in_use_is_reported_and_api_keys_keep_only_hashes() {
 }
 
 #[test]
+fn the_serving_image_is_found_by_name_or_by_gantrys_image_reference() {
+    let mut w = World::new();
+    let by_name = super::build::serving_image(&w.state, ModelFramework::Onnx).map(|i| i.name.clone());
+    assert_eq!(by_name.as_deref(), Some("serving-onnx"));
+    assert!(super::build::serving_image(&w.state, ModelFramework::PyTorch).is_none());
+    let image = Image {
+        name: "pytorch-cpu".into(),
+        reference: "gantry/serving-pytorch:cpu".into(),
+        core_type: ImageCoreType::Cpu,
+        framework: Framework::Pytorch,
+        framework_version: "1.13.1".into(),
+        python_version: "3.11".into(),
+    };
+    w.run(CommandV1::PutImage { image }).expect("image");
+    let found = super::build::serving_image(&w.state, ModelFramework::PyTorch).map(|i| i.reference.clone());
+    assert_eq!(found.as_deref(), Some("gantry/serving-pytorch:cpu"));
+    assert!(super::build::serving_image(&w.state, ModelFramework::TensorFlow).is_none());
+}
+
+#[test]
 fn instances_are_owned_by_ids() {
     let mut w = World::new();
     w.create("ep", 1, 1).expect("create");
