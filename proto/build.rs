@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/gantry/v1/model.proto",
         "proto/gantry/v1/agent.proto",
         "proto/gantry/v1/raft.proto",
+        "proto/gantry/v1/endpoint.proto",
         "proto/gantry/v1/gateway.proto",
     ];
     for f in &files {

@@ -79,6 +79,7 @@ fn queue(rng: &mut StdRng) -> Vec<WorkloadDemand> {
                 per_container: Resources::new(cpu_millis, memory_mib, gpus),
                 gpu_model: (gpus > 0).then(|| model.to_owned()),
                 count: 1,
+                spread_group: None,
             }
         })
         .collect()

@@ -23,7 +23,7 @@ pub fn bucket_index(latency_us: u64) -> usize {
 }
 
 /// One stage's statistics for one minute (or several merged reports of it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MinuteStats {
     pub calls: u64,
     /// Calls that ended in a 5xx answer or a transport failure.

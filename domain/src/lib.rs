@@ -10,6 +10,7 @@
 
 pub mod api_stats;
 pub mod catalog;
+pub mod endpoint;
 pub mod experiment;
 pub mod meta;
 pub mod model;

@@ -31,6 +31,9 @@ macro_rules! status_enum {
     };
 }
 
+// Shared with the other status families (e.g. `endpoint::status`).
+pub(crate) use status_enum;
+
 status_enum!(
     /// Experiment lifecycle.
     ExperimentStatus {

@@ -16,6 +16,10 @@ pub struct WorkloadDemand {
     pub gpu_model: Option<String>,
     /// Gang size: all `count` containers are placed together or none is.
     pub count: u32,
+    /// Anti-affinity: never two containers of workloads of the same group on one node
+    /// (an endpoint stage's instances, group = stage id). `None`: no such rule.
+    #[serde(default)]
+    pub spread_group: Option<String>,
 }
 
 /// Where one container of a gang runs and which GPUs it owns exclusively.

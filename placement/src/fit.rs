@@ -30,6 +30,11 @@ pub enum FitError {
     #[error("GPU {uuid} is given to more than one container")]
     DuplicateGpu { uuid: String },
 
+    /// Anti-affinity: the node already runs a workload of the same spread group (or
+    /// the placement puts two containers of the group there).
+    #[error("node {node_id} already runs a workload of spread group {group}")]
+    SpreadGroupTaken { node_id: String, group: String },
+
     /// Taken by someone else since the solve, or not on that node at all.
     #[error("GPU {uuid} is not free on node {node_id}")]
     GpuNotFree { node_id: String, uuid: String },
@@ -73,6 +78,11 @@ pub fn check_fit(nodes: &[NodeSnapshot], demand: &WorkloadDemand, placement: &Pl
         let index = find(nodes, &assignment.node_id)
             .ok_or_else(|| FitError::UnknownNode { rank, node_id: assignment.node_id.clone() })?;
         let node = &nodes[index];
+        if let Some(group) = &demand.spread_group
+            && (!node.admits(Some(group)) || per_node.contains_key(&index))
+        {
+            return Err(FitError::SpreadGroupTaken { node_id: node.id.clone(), group: group.clone() });
+        }
         if assignment.gpu_uuids.len() != per.gpus as usize {
             return Err(FitError::GpuCount { rank, expected: per.gpus, got: assignment.gpu_uuids.len() });
         }
@@ -134,6 +144,9 @@ pub fn apply(nodes: &mut [NodeSnapshot], demand: &WorkloadDemand, placement: &Pl
     for assignment in &placement.assignments {
         if let Some(index) = find(nodes, &assignment.node_id) {
             nodes[index].take_container(&demand.per_container, &assignment.gpu_uuids);
+            if let Some(group) = &demand.spread_group {
+                nodes[index].spread_groups.insert(group.clone());
+            }
         }
     }
 }
@@ -151,6 +164,22 @@ mod tests {
 
     fn placement(assignments: Vec<Assignment>) -> Placement {
         Placement { assignments }
+    }
+
+    #[test]
+    fn a_spread_group_is_checked_and_recorded() {
+        let mut nodes = vec![cpu_node("a", 8000, 8192), cpu_node("b", 8000, 8192)];
+        let mut d = demand("i0", 1000, 1024, 0, None, 1);
+        d.spread_group = Some("s".into());
+        let on_a = placement(vec![on("a", &[])]);
+        assert_eq!(check_fit(&nodes, &d, &on_a), Ok(()));
+        apply(&mut nodes, &d, &on_a);
+        assert!(matches!(check_fit(&nodes, &d, &on_a), Err(FitError::SpreadGroupTaken { .. })));
+        assert_eq!(check_fit(&nodes, &d, &placement(vec![on("b", &[])])), Ok(()));
+        let mut gang = d.clone();
+        gang.count = 2;
+        let twice_b = placement(vec![on("b", &[]), on("b", &[])]);
+        assert!(matches!(check_fit(&nodes, &gang, &twice_b), Err(FitError::SpreadGroupTaken { .. })));
     }
 
     #[test]

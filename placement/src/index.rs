@@ -125,8 +125,15 @@ impl Index {
     }
 
     /// The best node for one container, or `None` if it fits nowhere. `model` is the
-    /// GPU model to match, `None` for CPU-only work (then `per_container.gpus` is 0).
-    pub fn best(&self, nodes: &[NodeSnapshot], per_container: &Resources, model: Option<&str>) -> Option<Rank> {
+    /// GPU model to match, `None` for CPU-only work (then `per_container.gpus` is 0);
+    /// a node that already runs `spread_group` (anti-affinity) is skipped.
+    pub fn best(
+        &self,
+        nodes: &[NodeSnapshot],
+        per_container: &Resources,
+        model: Option<&str>,
+        spread_group: Option<&str>,
+    ) -> Option<Rank> {
         let pool = match model {
             None => &self.cpu,
             Some(model) => self.gpu.get(model)?,
@@ -148,7 +155,7 @@ impl Index {
                     break;
                 }
                 let Some(node) = nodes.get(rank as usize) else { continue };
-                if container_fits(node, per_container, model) {
+                if container_fits(node, per_container, model) && node.admits(spread_group) {
                     best = Some(Best { tier: key.tier, leftover, rank });
                     break;
                 }

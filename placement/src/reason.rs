@@ -82,6 +82,14 @@ pub enum Unplaceable {
         shape_text(.per_container, .gpu_model)
     )]
     GangDoesNotFit { count: u32, placeable: u32, per_container: Resources, gpu_model: Option<String> },
+
+    /// Anti-affinity: the nodes with room already run a workload of the same spread
+    /// group (e.g. another instance of the same endpoint stage).
+    #[error(
+        "spread group {group} needs {count} node(s) with room and without another of its workloads, only {nodes} \
+         have both (instances of one stage never share a node)"
+    )]
+    SpreadGroupTaken { group: String, count: u32, nodes: u32 },
 }
 
 fn free_models_text(models: &[String]) -> String {

@@ -3,6 +3,8 @@
 //! A snapshot is a copy, not a view: placement subtracts from it as it decides, and the
 //! caller's cluster state is untouched until it commits the resulting plan.
 
+use std::collections::BTreeSet;
+
 use gantry_domain::Resources;
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +30,22 @@ pub struct NodeSnapshot {
     /// What the node has in total; scoring uses it to compare nodes of different sizes.
     pub capacity: Resources,
     pub free_gpus: Vec<FreeGpu>,
+    /// Spread groups with a container on this node: a demand of one of these groups
+    /// never goes here (see `WorkloadDemand::spread_group`).
+    #[serde(default)]
+    pub spread_groups: BTreeSet<String>,
 }
 
 impl NodeSnapshot {
     /// A node with nothing reserved: everything it has is free.
     pub fn idle(id: impl Into<String>, cpu_millis: u64, memory_mib: u64, gpus: Vec<FreeGpu>) -> Self {
         let capacity = Resources::new(cpu_millis, memory_mib, gpus.len() as u32);
-        Self { id: id.into(), free: capacity, capacity, free_gpus: gpus }
+        Self { id: id.into(), free: capacity, capacity, free_gpus: gpus, spread_groups: BTreeSet::new() }
+    }
+
+    /// Whether a container of `group` may go here (anti-affinity).
+    pub fn admits(&self, group: Option<&str>) -> bool {
+        group.is_none_or(|g| !self.spread_groups.contains(g))
     }
 
     /// Free GPUs of `model`, bounded by the free count so an inconsistent snapshot never
@@ -106,6 +117,7 @@ pub(crate) mod fixtures {
             per_container: Resources::new(cpu_millis, memory_mib, gpus),
             gpu_model: model.map(str::to_owned),
             count,
+            spread_group: None,
         }
     }
 }

@@ -81,12 +81,16 @@ impl Solver {
         let mut assignments = Vec::with_capacity(demand.count as usize);
 
         for _ in 0..demand.count {
-            let found = self.index.best(&self.nodes, &per, model);
+            let group = demand.spread_group.as_deref();
+            let found = self.index.best(&self.nodes, &per, model, group);
             let Some((rank, node)) = found.and_then(|r| Some((r, self.nodes.get_mut(r as usize)?))) else {
                 let placeable = assignments.len() as u32;
                 self.roll_back(touched);
                 // The fallback is unreachable while diagnose and the index agree on what
                 // fits; a truthful reason beats a panic if they ever drift apart.
+                if let Some(reason) = self.spread_blocked(demand) {
+                    return Err(reason);
+                }
                 return Err(self.explain(demand).unwrap_or_else(|| Unplaceable::GangDoesNotFit {
                     count: demand.count,
                     placeable,
@@ -100,6 +104,10 @@ impl Solver {
             self.index.remove(rank, node);
             let gpu_uuids = model.map(|m| node.lowest_gpus(m, per.gpus)).unwrap_or_default();
             node.take_container(&per, &gpu_uuids);
+            // The index ranks by free resources only: groups can change without it.
+            if let Some(group) = group {
+                node.spread_groups.insert(group.to_owned());
+            }
             self.index.insert(rank, node);
             assignments.push(Assignment { node_id: node.id.clone(), gpu_uuids });
         }
@@ -129,6 +137,23 @@ impl Solver {
         // Tests run in debug: every explanation there is cross-checked against a full scan.
         debug_assert_eq!(reason, reason::diagnose(&Scope::scan(&self.nodes, model), demand));
         reason
+    }
+
+    /// When anti-affinity is what stops `demand`: fewer nodes with room for one
+    /// container and without its spread group than it has containers, while the group
+    /// (another workload's or the gang's own spreading) is what rules the rest out.
+    fn spread_blocked(&self, demand: &WorkloadDemand) -> Option<Unplaceable> {
+        let group = demand.spread_group.as_deref()?;
+        let model = reason::gpu_model(demand);
+        let fitting: Vec<&NodeSnapshot> =
+            self.nodes.iter().filter(|n| reason::container_fits(n, &demand.per_container, model)).collect();
+        let admitting = fitting.iter().filter(|n| n.admits(Some(group))).count() as u32;
+        let spread_is_why = (fitting.len() as u32) > admitting || (demand.count > 1 && admitting > 0);
+        (admitting < demand.count && spread_is_why).then(|| Unplaceable::SpreadGroupTaken {
+            group: group.to_owned(),
+            count: demand.count,
+            nodes: admitting,
+        })
     }
 
     fn roll_back(&mut self, touched: Vec<(Rank, NodeSnapshot)>) {
@@ -243,6 +268,35 @@ mod tests {
         ));
         assert_eq!(solver.nodes(), &nodes[..]);
         assert!(solver.place(&problem.pending[1]).is_ok());
+    }
+
+    #[test]
+    fn a_spread_group_never_shares_a_node() {
+        let mut first = demand("i0", 1000, 1024, 0, None, 1);
+        first.spread_group = Some("stage-1".into());
+        let mut second = first.clone();
+        second.id = "i1".into();
+        let mut third = first.clone();
+        third.id = "i2".into();
+        let mut other = first.clone();
+        other.id = "o".into();
+        other.spread_group = Some("stage-2".into());
+        let nodes = vec![cpu_node("a", 8000, 32768), cpu_node("b", 8000, 32768)];
+        let s = solve(&Problem { nodes: nodes.clone(), pending: vec![first, second, third.clone(), other] });
+        // Without the group all four would pack onto one node.
+        assert_eq!(nodes_of(&s), vec![vec!["a"], vec!["b"], vec!["a"]]);
+        assert_eq!(s.placed[2].0, "o");
+        let (id, reason) = &s.unplaced[0];
+        assert_eq!(id, "i2");
+        assert_eq!(reason, &Unplaceable::SpreadGroupTaken { group: "stage-1".into(), count: 1, nodes: 0 });
+        assert!(reason.to_string().contains("stage-1"), "{reason}");
+
+        // A gang of one group spreads over distinct nodes too.
+        let mut gang = demand("g", 1000, 1024, 0, None, 2);
+        gang.spread_group = Some("g".into());
+        assert_eq!(nodes_of(&one(nodes.clone(), gang.clone())), vec![vec!["a", "b"]]);
+        gang.count = 3;
+        assert!(matches!(one(nodes, gang).unplaced[0].1, Unplaceable::SpreadGroupTaken { .. }));
     }
 
     #[test]

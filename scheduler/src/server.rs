@@ -12,7 +12,9 @@ use std::time::Duration;
 use gantry_proto::v1::agent_service_server::AgentServiceServer;
 use gantry_proto::v1::catalog_service_server::CatalogServiceServer;
 use gantry_proto::v1::cluster_service_server::ClusterServiceServer;
+use gantry_proto::v1::endpoint_service_server::EndpointServiceServer;
 use gantry_proto::v1::experiment_service_server::ExperimentServiceServer;
+use gantry_proto::v1::gateway_service_server::GatewayServiceServer;
 use gantry_proto::v1::model_service_server::ModelServiceServer;
 use gantry_proto::v1::node_service_server::NodeServiceServer;
 use gantry_proto::v1::project_service_server::ProjectServiceServer;
@@ -24,7 +26,8 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::agents::AgentHub;
 use crate::api::{
-    AgentApi, ApiContext, CatalogApi, ClusterApi, ExperimentApi, ModelApi, NodeApi, ProjectApi, TrainingApi,
+    AgentApi, ApiContext, CatalogApi, ClusterApi, EndpointApi, ExperimentApi, GatewayApi, ModelApi, NodeApi,
+    ProjectApi, TrainingApi,
 };
 use crate::config::Config;
 use crate::raft::{self, MAX_MESSAGE_BYTES, PeerPolicy, RaftHandle, RaftOptions, RaftPeerService};
@@ -76,6 +79,8 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ClusterServiceServer<ClusterApi>>().await;
     health_reporter.set_serving::<TrainingServiceServer<TrainingApi>>().await;
+    health_reporter.set_serving::<EndpointServiceServer<EndpointApi>>().await;
+    health_reporter.set_serving::<GatewayServiceServer<GatewayApi>>().await;
     health_reporter.set_serving::<ModelServiceServer<ModelApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gantry_proto::FILE_DESCRIPTOR_SET)
@@ -103,7 +108,12 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         .add_service(AgentServiceServer::new(AgentApi(ctx.clone())))
         .add_service(ExperimentServiceServer::new(ExperimentApi(ctx.clone())))
         .add_service(TrainingServiceServer::new(TrainingApi(ctx.clone())))
-        .add_service(ModelServiceServer::new(ModelApi(ctx.clone())));
+        .add_service(ModelServiceServer::new(ModelApi(ctx.clone())))
+        .add_service(EndpointServiceServer::new(EndpointApi(ctx.clone())))
+        .add_service(GatewayServiceServer::new(GatewayApi {
+            ctx: ctx.clone(),
+            project_token_sha256: ctx.auth.project_token_sha256(),
+        }));
     let peer_router = peer.add_service(
         RaftServiceServer::new(RaftPeerService::new(handle.clone(), peer_policy))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -36,7 +36,7 @@ fn node(index: usize) -> impl Strategy<Value = NodeSnapshot> {
                 capacity.memory_mib * (100 - mem_used_pct) / 100,
                 free_gpus.len() as u32,
             );
-            NodeSnapshot { id, free, capacity, free_gpus }
+            NodeSnapshot { id, free, capacity, free_gpus, spread_groups: Default::default() }
         },
     )
 }
@@ -49,11 +49,16 @@ fn demand(index: usize) -> impl Strategy<Value = WorkloadDemand> {
     ];
     let gpus = prop_oneof![4 => Just(0u32), 4 => 1u32..=2, 1 => 3u32..=9];
     let count = prop_oneof![1 => Just(0u32), 12 => 1u32..=2, 4 => 3u32..=6];
-    (0u64..=16, 0u64..=48, gpus, model, count).prop_map(move |(half_cores, gib, gpus, model, count)| WorkloadDemand {
-        id: format!("w{index:02}"),
-        per_container: Resources::new(half_cores * 500, gib * 1024, gpus),
-        gpu_model: model,
-        count,
+    // A few demands share an anti-affinity group, so spreading is exercised too.
+    let group = prop_oneof![3 => Just(None), 1 => (0u8..2).prop_map(|g| Some(format!("s{g}")))];
+    (0u64..=16, 0u64..=48, gpus, model, count, group).prop_map(move |(half_cores, gib, gpus, model, count, group)| {
+        WorkloadDemand {
+            id: format!("w{index:02}"),
+            per_container: Resources::new(half_cores * 500, gib * 1024, gpus),
+            gpu_model: model,
+            count,
+            spread_group: group,
+        }
     })
 }
 

@@ -14,7 +14,13 @@ pub fn node_assignments(state: &State, node_id: &str) -> Vec<WorkAssignment> {
     let mut out = Vec::new();
     for (workload_id, w) in state.workloads.on_node(node_id) {
         let Some(placement) = &w.placement else { continue };
-        let WorkloadOwner::Training { project, name } = &w.owner;
+        let (project, name) = match &w.owner {
+            WorkloadOwner::Training { project, name } => (project, name),
+            WorkloadOwner::StageInstance { .. } => {
+                out.extend(super::serving::instance_assignment(state, node_id, workload_id, w));
+                continue;
+            }
+        };
         // An ended workload outlives its training (deleted, its name perhaps reused):
         // the agent needs only its key to release it.
         let training = state.training(project, name).filter(|t| &t.workload_id == workload_id);

@@ -11,5 +11,6 @@
 pub mod assignments;
 pub mod gpu_health;
 mod hub;
+pub mod serving;
 
 pub use hub::{AgentHub, LogSubscription, SessionSender};

@@ -87,6 +87,19 @@ impl Auth {
         self.tokens.get(i).map(|(_, caller)| caller)
     }
 
+    /// SHA-256 (hex) of each project-scoped token, by project (the gateways let a
+    /// project's token call that project's endpoints). With several tokens for one
+    /// project the last one wins.
+    pub fn project_token_sha256(&self) -> std::collections::BTreeMap<String, String> {
+        self.tokens
+            .iter()
+            .filter_map(|(secret, caller)| match &caller.scope {
+                Scope::Project(p) => Some((p.clone(), super::endpoint::sha256_hex(secret.expose().as_bytes()))),
+                Scope::Cluster => None,
+            })
+            .collect()
+    }
+
     /// Reads `authorization: Bearer <token>`; missing or unknown → Unauthenticated.
     pub fn authenticate<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
         let header = req

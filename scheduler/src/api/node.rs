@@ -31,7 +31,9 @@ fn node_to_wire(state: &State, hub: &AgentHub, n: &Node, caller: &Caller) -> pb:
         .workloads
         .on_node(&n.id)
         .filter(|(_, w)| match &w.owner {
-            WorkloadOwner::Training { project, .. } => caller.sees_project(project),
+            WorkloadOwner::Training { project, .. } | WorkloadOwner::StageInstance { project, .. } => {
+                caller.sees_project(project)
+            }
         })
         .map(|(id, _)| id.clone())
         .collect();

@@ -8,8 +8,24 @@ use gantry_proto::v1::ReportPodsRequest;
 use tonic::Status;
 
 use super::context::ApiContext;
+use crate::state::endpoints::PodReport;
 
-/// Replicates the pods' states of `req.workload_id`.
-pub async fn apply_pod_report(_ctx: &ApiContext, _req: ReportPodsRequest) -> Result<(), Status> {
-    Err(Status::unimplemented("serving pods' state is replicated with endpoints (issue 10)"))
+/// Replicates the pods' states of `req.workload_id` when they change anything
+/// (`endpoint::pod_report`).
+pub async fn apply_pod_report(ctx: &ApiContext, req: ReportPodsRequest) -> Result<(), Status> {
+    let pods = req
+        .pods
+        .into_iter()
+        .map(|p| PodReport {
+            pod_id: p.pod_id,
+            ready: p.ready && !p.failed,
+            // A failure always carries a reason, so the resource says why.
+            failed: if p.failed {
+                if p.reason.is_empty() { "the pod failed".into() } else { p.reason }
+            } else {
+                String::new()
+            },
+        })
+        .collect();
+    super::endpoint::pod_report::apply_pod_report(ctx, req.node_id, req.workload_id, pods).await
 }

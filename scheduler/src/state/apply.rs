@@ -7,7 +7,7 @@ use gantry_domain::{Experiment, ExperimentStatus, Meta, Training, TrainingStatus
 
 use super::containers::{self, ContainerPhase};
 use super::{Applied, Command, CommandV1, Outcome, Project, Rejected, State, Workload, WorkloadOwner};
-use super::{gpu_health, models, nodes, ownership, release, rendezvous, revocations};
+use super::{endpoints, gpu_health, models, nodes, ownership, release, rendezvous, revocations};
 
 /// Applies the entry at `index`. Must be called with strictly increasing indexes; the
 /// outcome depends only on `state` and `command`.
@@ -98,7 +98,7 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             Ok(Applied::Done)
         }
         CommandV1::Place { workload_id, placement, now_ms, ports } => {
-            place(state, &workload_id, placement, ports, now_ms)
+            place(state, index, &workload_id, placement, ports, now_ms)
         }
         CommandV1::SetPendingReasons { reasons, now_ms } => {
             for (workload_id, reason) in reasons {
@@ -111,10 +111,16 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
                 }
                 let Some(mut w) = state.workloads.get_mut(&workload_id) else { continue };
                 w.pending_reason = reason.clone();
-                let WorkloadOwner::Training { project, name } = &w.owner;
-                if let Some(t) = state.projects.get_mut(project).and_then(|p| p.trainings.get_mut(name)) {
-                    t.status_reason = reason;
-                    t.meta.updated_at_ms = now_ms;
+                let owner = w.owner.clone();
+                drop(w);
+                match &owner {
+                    WorkloadOwner::Training { project, name } => {
+                        if let Some(t) = state.projects.get_mut(project).and_then(|p| p.trainings.get_mut(name)) {
+                            t.status_reason = reason;
+                            t.meta.updated_at_ms = now_ms;
+                        }
+                    }
+                    WorkloadOwner::StageInstance { .. } => endpoints::refresh_instance_owner(state, index, &owner),
                 }
             }
             Ok(Applied::Done)
@@ -123,7 +129,12 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             report_container(state, &node_id, &workload_id, rank, phase, reason, now_ms)
         }
         CommandV1::ContainerGone { node_id, workload_id, rank } => {
-            release::container_gone(state, &node_id, &workload_id, rank)
+            let owner = state.workloads.get(&workload_id).map(|w| w.owner.clone());
+            let out = release::container_gone(state, &node_id, &workload_id, rank)?;
+            if let Some(owner) = owner {
+                endpoints::refresh_instance_owner(state, index, &owner);
+            }
+            Ok(out)
         }
         CommandV1::SetTrainingStatus { project, name, status, reason, now_ms } => {
             set_training_status(state, &project, &name, status, reason, now_ms)
@@ -153,6 +164,7 @@ pub fn apply(state: &mut State, index: u64, command: Command) -> Outcome {
             models::update_model(state, &project, &name, models::ModelChanges { new_name, description, tags }, now_ms)
         }
         CommandV1::DeleteModel { project, name } => models::delete_model(state, &project, &name),
+        CommandV1::Endpoint(c) => endpoints::apply(state, index, c),
     }
 }
 
@@ -203,6 +215,7 @@ fn create_training(
         per_container: instance_type.resources(),
         gpu_model: instance_type.gpu_model.clone(),
         count: spec.instance_count,
+        spread_group: None,
     };
     let image_ref = image.reference.clone();
     let experiment_id = match state.experiment(&project, &spec.experiment) {
@@ -330,6 +343,7 @@ fn stop_training(state: &mut State, project: &str, name: &str, reason: String, n
 
 fn place(
     state: &mut State,
+    index: u64,
     workload_id: &str,
     placement: gantry_domain::Placement,
     ports: Option<gantry_domain::GangPorts>,
@@ -347,7 +361,21 @@ fn place(
     gantry_placement::check_fit(&nodes, &w.demand, &placement)
         .map_err(|e| Rejected::precondition(format!("placement no longer fits: {e}")))?;
     rendezvous::check(state, &placement, ports.as_ref())?;
-    let WorkloadOwner::Training { project, name } = w.owner.clone();
+    let (project, name) = match w.owner.clone() {
+        WorkloadOwner::Training { project, name } => (project, name),
+        owner @ WorkloadOwner::StageInstance { .. } => {
+            if w.ended {
+                return Err(Rejected::precondition(format!("workload '{workload_id}' has ended")));
+            }
+            if let Some(mut w) = state.workloads.get_mut(workload_id) {
+                w.phases = vec![ContainerPhase::Pending; placement.assignments.len()];
+                w.placement = Some(placement);
+                w.pending_reason.clear();
+            }
+            endpoints::refresh_instance_owner(state, index, &owner);
+            return Ok(Applied::Done);
+        }
+    };
     let t = training_mut(state, &project, &name)?;
     if t.status != TrainingStatus::CreateRequested {
         return Err(Rejected::precondition(format!("training '{name}' is {}, not waiting for placement", t.status)));
@@ -415,13 +443,18 @@ fn report_container(
     if w.phases.len() != ranks {
         w.phases.resize(ranks, ContainerPhase::Pending);
     }
-    let WorkloadOwner::Training { project, name } = w.owner.clone();
+    let owner = w.owner.clone();
     let Some(slot) = w.phases.get_mut(rank as usize) else {
         return Err(Rejected::precondition(format!("workload '{workload_id}' has no rank {rank}")));
     };
     if slot.may_become(phase) {
         *slot = phase;
     }
+    // A serving instance's health comes from its pods (ReportPods): its container
+    // phase is kept for the record only.
+    let WorkloadOwner::Training { project, name } = owner else {
+        return Ok(Applied::Done);
+    };
     let phases = w.phases.clone();
     drop(w);
     let t = training_mut(state, &project, &name)?;

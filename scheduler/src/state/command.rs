@@ -210,4 +210,7 @@ pub enum CommandV1 {
         project: String,
         name: String,
     },
+    /// Endpoints, stages, stage resources, pods and gateway reports (see
+    /// [`super::endpoints`]).
+    Endpoint(super::endpoints::EndpointCommand),
 }

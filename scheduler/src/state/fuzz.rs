@@ -126,6 +126,8 @@ pub(crate) enum Op {
     DeleteModel {
         model: Index,
     },
+    /// Endpoints, stages, pods and gateway reports (see `endpoints::fuzz`).
+    Endpoint(super::endpoints::fuzz::EpOp),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -154,6 +156,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop::collection::vec(any::<Index>(), 0..3).prop_map(|workloads| Op::Reasons { workloads }),
         8 => (any::<Index>(), 0u32..5, prop::bool::weighted(0.8), node, 0usize..PHASES.len())
             .prop_map(|(workload, rank, own_node, node, phase)| Op::Report { workload, rank, own_node, node, phase }),
+        8 => super::endpoints::fuzz::op().prop_map(Op::Endpoint),
         4 => (any::<Index>(), 0u32..5, prop::bool::weighted(0.8), 0..NODES + 1)
             .prop_map(|(workload, rank, own_node, node)| Op::Gone { workload, rank, own_node, node }),
         2 => (0usize..2, 0usize..3, prop::option::weighted(0.7, any::<Index>()), 0u32..3)
@@ -406,6 +409,7 @@ pub(crate) fn resolve(op: &Op, state: &State, step: u64) -> CommandV1 {
             let (project, name) = pick(&models(state), &model, ("p1".into(), "missing".into()));
             CommandV1::DeleteModel { project, name }
         }
+        Op::Endpoint(op) => super::endpoints::fuzz::resolve(&op, state, step, now_ms),
     }
 }
 
@@ -422,6 +426,7 @@ fn start() -> State {
         let c = resolve(&op, &state, 0);
         apply(&mut state, 0, Command::V1(c)).expect("the catalog applies");
     }
+    super::endpoints::fuzz::seed(&mut state);
     state
 }
 

@@ -348,6 +348,7 @@ mod tests {
                 per_container: Resources::new(cpu, 10, 1),
                 gpu_model: None,
                 count: ranks.len() as u32,
+                spread_group: None,
             },
             image: String::new(),
             placement,

@@ -88,7 +88,9 @@ pub(crate) fn check(state: &State) -> Result<(), String> {
         if w.ended && w.held().next().is_none() {
             return Err(format!("{id}: ended with every container gone, yet kept"));
         }
-        let super::WorkloadOwner::Training { project, name } = &w.owner;
+        let super::WorkloadOwner::Training { project, name } = &w.owner else {
+            continue;
+        };
         let training = state.training(project, name).filter(|t| t.workload_id == *id);
         let Some(t) = training else {
             if w.ended {
@@ -141,6 +143,7 @@ pub(crate) fn check(state: &State) -> Result<(), String> {
             }
         }
     }
+    super::endpoints::invariants::check(state)?;
     // A snapshot restores to the same state, index included.
     let restored: State =
         serde_json::from_slice(&serde_json::to_vec(state).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@
 mod apply;
 mod command;
 pub mod containers;
+pub mod endpoints;
 pub mod gpu_health;
 pub mod index;
 mod models;
@@ -56,6 +57,9 @@ pub struct Project {
     /// By name.
     #[serde(default)]
     pub models: BTreeMap<String, Model>,
+    /// By name.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, gantry_domain::endpoint::Endpoint>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,6 +82,9 @@ pub struct State {
     /// The public key (hex) each node joined with, by node id.
     #[serde(default)]
     pub join_keys: BTreeMap<String, String>,
+    /// Host ports pods are published on (`None`: `endpoints::DEFAULT_POD_PORTS`).
+    #[serde(default)]
+    pub pod_ports: Option<(u16, u16)>,
 }
 
 impl State {
@@ -146,6 +153,12 @@ impl State {
             .collect();
         let mut free = capacity.saturating_sub(&used);
         free.gpus = free_gpus.len() as u32;
-        Some(NodeSnapshot { id: n.id.clone(), free, capacity, free_gpus })
+        let spread_groups = self
+            .workloads
+            .on_node(&n.id)
+            .filter(|(_, w)| !w.ended)
+            .filter_map(|(_, w)| w.demand.spread_group.clone())
+            .collect();
+        Some(NodeSnapshot { id: n.id.clone(), free, capacity, free_gpus, spread_groups })
     }
 }

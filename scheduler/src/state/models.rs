@@ -22,11 +22,9 @@ pub struct ModelChanges {
 
 impl State {
     /// Names of the endpoints whose stage resources use model `model_id` of `project`,
-    /// sorted. Endpoints (issue 10, built in the same session) fill this in: until they
-    /// exist nothing can use a model, so the answer is empty.
+    /// sorted (see [`super::endpoints::endpoint_names_using_model`]).
     pub fn endpoints_using_model(&self, project: &str, model_id: &str) -> Vec<String> {
-        let _ = (project, model_id);
-        Vec::new()
+        super::endpoints::endpoint_names_using_model(self, project, model_id)
     }
 
     /// Names of `project`'s models made from training `training_id`, sorted.

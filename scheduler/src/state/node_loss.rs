@@ -67,7 +67,12 @@ pub(super) fn end_what_no_longer_fits(state: &mut State, node: &Node, now_ms: u6
 /// are reported gone (see `release`).
 fn end_workloads(state: &mut State, ids: Vec<String>, reason: &str, now_ms: u64) {
     for id in ids {
-        let Some(WorkloadOwner::Training { project, name }) = state.workloads.get(&id).map(|w| w.owner.clone()) else {
+        let Some(owner) = state.workloads.get(&id).map(|w| w.owner.clone()) else { continue };
+        let WorkloadOwner::Training { project, name } = owner else {
+            // A serving instance is replaced by a new one elsewhere.
+            // Ids of the replacement derive from the entry being applied.
+            let index = state.applied_index;
+            super::endpoints::instance_lost(state, index, &id);
             continue;
         };
         if let Ok(t) = training_mut(state, &project, &name) {

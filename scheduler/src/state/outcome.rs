@@ -16,6 +16,8 @@ pub enum Applied {
     Experiment(Experiment),
     Training { training: Training, placement: Option<Placement> },
     Model(Model),
+    Endpoint(gantry_domain::endpoint::Endpoint),
+    ApiKey(gantry_domain::endpoint::ApiKey),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

@@ -9,7 +9,25 @@ use serde::{Deserialize, Serialize};
 /// variants here; placement never looks at it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkloadOwner {
-    Training { project: String, name: String },
+    Training {
+        project: String,
+        name: String,
+    },
+    /// Instance `index` of an endpoint stage (ids, which never change on a rename).
+    StageInstance {
+        project: String,
+        endpoint_id: String,
+        stage_id: String,
+        index: u32,
+    },
+}
+
+impl WorkloadOwner {
+    pub fn project(&self) -> &str {
+        match self {
+            WorkloadOwner::Training { project, .. } | WorkloadOwner::StageInstance { project, .. } => project,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
