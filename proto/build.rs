@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/gantry/v1/node.proto",
         "proto/gantry/v1/experiment.proto",
         "proto/gantry/v1/training.proto",
+        "proto/gantry/v1/endpoint.proto",
         "proto/gantry/v1/agent.proto",
         "proto/gantry/v1/raft.proto",
     ];

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cluster, experiment, image, instance_type, node, pki, project, training};
+use crate::commands::{cluster, endpoint, experiment, image, instance_type, node, pki, project, training};
 use crate::output::Format;
 use crate::parse;
 
@@ -89,6 +89,9 @@ pub enum Command {
     /// Trainings: runs of an algorithm on one or more instances
     #[command(subcommand)]
     Training(training::TrainingCommand),
+    /// Serving endpoints, stages, stage resources and API keys
+    #[command(subcommand)]
+    Endpoint(endpoint::EndpointCommand),
     /// The cluster's certificates: create the CA, issue replica certificates (local
     /// files; no server is contacted)
     #[command(subcommand)]

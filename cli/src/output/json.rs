@@ -8,6 +8,8 @@
 //! Keys come out sorted (serde_json's default map); enabling its `preserve_order`
 //! feature would change map order for every crate in the workspace build.
 
+mod endpoint;
+
 use gantry_proto::v1;
 use serde_json::{Value, json};
 
