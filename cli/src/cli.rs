@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{cluster, experiment, image, instance_type, model, node, pki, project, training};
+use crate::commands::{cluster, endpoint, experiment, image, instance_type, model, node, pki, project, training};
 use crate::output::Format;
 use crate::parse;
 
@@ -92,6 +92,9 @@ pub enum Command {
     /// Models: trained artifacts registered for serving
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Serving endpoints, stages, stage resources and API keys
+    #[command(subcommand)]
+    Endpoint(endpoint::EndpointCommand),
     /// The cluster's certificates: create the CA, issue replica certificates (local
     /// files; no server is contacted)
     #[command(subcommand)]

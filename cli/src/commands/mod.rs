@@ -3,6 +3,7 @@
 //! auth are the same everywhere.
 
 pub mod cluster;
+pub mod endpoint;
 pub mod experiment;
 pub mod image;
 pub mod instance_type;
@@ -23,6 +24,9 @@ pub struct Context {
     pub conn: Connector,
     pub project: String,
     pub format: Format,
+    /// The bearer token requests carry (`endpoint invoke` presents it to the gateway
+    /// when no API key is given).
+    pub token: Option<String>,
 }
 
 /// Resolves the settings and runs the chosen command.
@@ -32,7 +36,12 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<()> {
         return pki::run(cli.global.output, cmd);
     }
     let config = Config::load(&cli.global, env)?;
-    let ctx = Context { conn: Connector::new(&config)?, project: config.project, format: cli.global.output };
+    let ctx = Context {
+        conn: Connector::new(&config)?,
+        project: config.project,
+        format: cli.global.output,
+        token: config.token,
+    };
     match cli.command {
         Command::Cluster(cmd) => cluster::run(&ctx, cmd).await,
         Command::InstanceType(cmd) => instance_type::run(&ctx, cmd).await,
@@ -42,6 +51,7 @@ pub async fn run(cli: Cli, env: Env<'_>) -> anyhow::Result<()> {
         Command::Experiment(cmd) => experiment::run(&ctx, cmd).await,
         Command::Training(cmd) => training::run(&ctx, cmd).await,
         Command::Model(cmd) => model::run(&ctx, cmd).await,
+        Command::Endpoint(cmd) => endpoint::run(&ctx, cmd).await,
         Command::Pki(_) => unreachable!("handled before the config is loaded"),
     }
 }

@@ -8,6 +8,7 @@
 //! Keys come out sorted (serde_json's default map); enabling its `preserve_order`
 //! feature would change map order for every crate in the workspace build.
 
+mod endpoint;
 mod model;
 
 use gantry_proto::v1;

@@ -335,6 +335,7 @@ mod tests {
             conn: fake::connector(vec![fake::start(Arc::clone(server)).await]),
             project: "default".into(),
             format: Format::Table,
+            token: None,
         }
     }
 
