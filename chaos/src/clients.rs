@@ -3,6 +3,7 @@
 use gantry_proto::v1::agent_service_client::AgentServiceClient;
 use gantry_proto::v1::catalog_service_client::CatalogServiceClient;
 use gantry_proto::v1::cluster_service_client::ClusterServiceClient;
+use gantry_proto::v1::endpoint_service_client::EndpointServiceClient;
 use gantry_proto::v1::experiment_service_client::ExperimentServiceClient;
 use gantry_proto::v1::model_service_client::ModelServiceClient;
 use gantry_proto::v1::node_service_client::NodeServiceClient;
@@ -59,6 +60,7 @@ pub struct Clients {
     pub trainings: TrainingServiceClient<AuthChannel>,
     pub projects: ProjectServiceClient<AuthChannel>,
     pub models: ModelServiceClient<AuthChannel>,
+    pub endpoints: EndpointServiceClient<AuthChannel>,
 }
 
 impl Clients {
@@ -73,6 +75,7 @@ impl Clients {
             trainings: TrainingServiceClient::new(ch()),
             projects: ProjectServiceClient::new(ch()),
             models: ModelServiceClient::new(ch()),
+            endpoints: EndpointServiceClient::new(ch()),
         }
     }
 }

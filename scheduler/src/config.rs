@@ -9,12 +9,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
 use serde::Deserialize;
 
 use crate::secret::Secret;
 
+mod catalog;
 mod gateway;
+pub use catalog::CatalogConfig;
 pub use gateway::EmbeddedGatewayConfig;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -181,14 +182,6 @@ pub struct TokenConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CatalogConfig {
-    /// Seeded by the first leader when absent from the replicated catalog.
-    pub instance_types: Vec<InstanceType>,
-    pub images: Vec<Image>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct ControllerConfig {
     /// Placement runs on every state change; this is its fallback period.
     #[serde(with = "humantime_serde")]
@@ -231,29 +224,6 @@ impl Default for AuthConfig {
             bootstrap_admin: true,
             client_config: None,
             node_cert_lifetime: NODE_CERT_LIFETIME,
-        }
-    }
-}
-
-impl Default for CatalogConfig {
-    fn default() -> Self {
-        let cpu = |name: &str, cpus: u64, mem_gib: u64| InstanceType {
-            name: name.into(),
-            cpu_millis: cpus * 1000,
-            memory_mib: mem_gib * 1024,
-            gpu_count: 0,
-            gpu_model: None,
-        };
-        CatalogConfig {
-            instance_types: vec![cpu("cpu-small", 1, 2), cpu("cpu-medium", 2, 4), cpu("cpu-large", 4, 8)],
-            images: vec![Image {
-                name: "python311".into(),
-                reference: "gantry/python:3.11".into(),
-                core_type: ImageCoreType::Cpu,
-                framework: Framework::Python,
-                framework_version: String::new(),
-                python_version: "3.11".into(),
-            }],
         }
     }
 }
@@ -373,6 +343,9 @@ impl Config {
         }
         if let Some(v) = var("GANTRY_EMBEDDED_GATEWAY") {
             self.gateway.embedded = parse("GANTRY_EMBEDDED_GATEWAY", v)?;
+        }
+        if let Some(v) = var("GANTRY_GATEWAY_PUBLIC_URL") {
+            self.gateway.public_url = Some(v);
         }
         if let Some(v) = var("GANTRY_EMBEDDED_GATEWAY_LISTEN") {
             self.gateway.listen = parse("GANTRY_EMBEDDED_GATEWAY_LISTEN", v)?;

@@ -74,6 +74,7 @@ pub async fn run(config: Config, cancel: CancellationToken, ready: impl FnOnce()
         node_ca,
         tls: secrets.tls.is_some(),
         node_cert_lifetime: config.auth.node_cert_lifetime,
+        gateway_url: config.gateway.public_url(),
     };
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

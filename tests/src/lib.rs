@@ -24,8 +24,8 @@ use anyhow::Context as _;
 use gantry_domain::{Framework, Image, ImageCoreType, InstanceType};
 use gantry_proto::v1::{self as pb, GetClusterStatusRequest, ListImagesRequest, ListInstanceTypesRequest, ReadOptions};
 use gantry_scheduler::config::{
-    AuthConfig, CatalogConfig, Config, ControllerConfig, GangConfig, GrantConfig, MetricsConfig, RaftConfig,
-    ReplicaConfig, StorageConfig, TlsConfig, TokenConfig,
+    AuthConfig, CatalogConfig, Config, ControllerConfig, EmbeddedGatewayConfig, GangConfig, GrantConfig, MetricsConfig,
+    RaftConfig, ReplicaConfig, StorageConfig, TlsConfig, TokenConfig,
 };
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -75,6 +75,9 @@ pub struct SandboxOptions {
     pub grants: Vec<GrantConfig>,
     /// Where gangs on several nodes get their ports.
     pub rendezvous_ports: gantry_domain::PortRange,
+    /// Run the embedded HTTP gateway on a free loopback port (see
+    /// [`Sandbox::gateway_url`]).
+    pub gateway: bool,
 }
 
 impl Default for SandboxOptions {
@@ -89,6 +92,7 @@ impl Default for SandboxOptions {
             metrics: false,
             grants: vec![srv(TEAM_A), srv(TEAM_B)],
             rendezvous_ports: gantry_domain::PortRange::default(),
+            gateway: false,
         }
     }
 }
@@ -97,6 +101,7 @@ impl Default for SandboxOptions {
 pub struct Sandbox {
     api_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    gateway_addr: Option<SocketAddr>,
     ca_cert: std::path::PathBuf,
     channel: Channel,
     cancel: CancellationToken,
@@ -123,6 +128,7 @@ impl Sandbox {
         let client_tls = gantry_pki::client_tls_ca_only(&tls.ca_cert, "localhost")?;
         let (listen_api, listen_peer) = free_ports()?;
         let metrics_addr = if opts.metrics { Some(free_ports()?.0) } else { None };
+        let gateway_addr = if opts.gateway { Some(free_ports()?.0) } else { None };
         let config = Config {
             replica: ReplicaConfig { id: 1, data_dir: dir.path().join("data"), listen_api, listen_peer },
             // Fast elections; the other raft settings stay at their defaults.
@@ -154,6 +160,12 @@ impl Sandbox {
             metrics: MetricsConfig { listen: metrics_addr },
             storage: StorageConfig { grants: opts.grants.clone() },
             gangs: GangConfig { rendezvous_ports: opts.rendezvous_ports },
+            gateway: EmbeddedGatewayConfig {
+                embedded: gateway_addr.is_some(),
+                listen: gateway_addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+                inference_log_dir: Some(dir.path().join("inference-logs")),
+                public_url: None,
+            },
             // A single replica (no peers); anything newer at its default.
             ..Config::default()
         };
@@ -169,8 +181,16 @@ impl Sandbox {
             .timeout(DEADLINE)
             .connect_lazy();
         let ca_cert = tls.ca_cert.clone();
-        let mut sandbox =
-            Sandbox { api_addr: listen_api, metrics_addr, ca_cert, channel, cancel, server: Some(server), _dir: dir };
+        let mut sandbox = Sandbox {
+            api_addr: listen_api,
+            metrics_addr,
+            gateway_addr,
+            ca_cert,
+            channel,
+            cancel,
+            server: Some(server),
+            _dir: dir,
+        };
 
         match tokio::time::timeout(DEADLINE, ready_rx).await {
             Ok(Ok(())) => {}
@@ -234,6 +254,16 @@ impl Sandbox {
     /// replica signs node certificates).
     pub fn ca_cert(&self) -> &std::path::Path {
         &self.ca_cert
+    }
+
+    /// The embedded gateway's base URL, when the options asked for it.
+    pub fn gateway_url(&self) -> Option<String> {
+        self.gateway_addr.map(|a| format!("http://{a}"))
+    }
+
+    /// Where the embedded gateway writes inference logs (one JSON-lines file per endpoint).
+    pub fn inference_log_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("inference-logs")
     }
 
     /// The admin API address (TLS; the certificate names `localhost` and `127.0.0.1`).

@@ -27,6 +27,9 @@ pub struct ApiContext {
     pub tls: bool,
     /// Validity of the node certificates this replica signs.
     pub node_cert_lifetime: Duration,
+    /// Where callers reach the gateways (`[gateway] public_url`): the base of every
+    /// endpoint and stage URL the API shows.
+    pub gateway_url: String,
 }
 
 impl ApiContext {

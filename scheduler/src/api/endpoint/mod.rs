@@ -36,7 +36,7 @@ impl EndpointApi {
     fn answer(&self, applied: Applied) -> Result<Response<Endpoint>, Status> {
         match applied {
             Applied::Endpoint(e) => {
-                let mut out = wire::endpoint(&self.0.raft.state(), &e, now_ms());
+                let mut out = wire::endpoint(&self.0.raft.state(), &self.0.gateway_url, &e, now_ms());
                 wire::fill_usage_all(&self.0.hub, &mut out);
                 Ok(Response::new(out))
             }
@@ -48,7 +48,7 @@ impl EndpointApi {
         match applied {
             Applied::Endpoint(e) => {
                 let s = e.stages.get(stage).ok_or_else(|| Status::not_found(format!("stage '{stage}' not found")))?;
-                let mut out = wire::stage(&self.0.raft.state(), &e, s, now_ms());
+                let mut out = wire::stage(&self.0.raft.state(), &self.0.gateway_url, &e, s, now_ms());
                 wire::fill_usage(&self.0.hub, &mut out);
                 Ok(Response::new(out))
             }

@@ -35,7 +35,7 @@ pub async fn get_endpoint(ctx: &ApiContext, req: Request<GetEndpointRequest>) ->
     let r = req.get_ref();
     let mut out = {
         let state = ctx.raft.state();
-        wire::endpoint(&state, endpoint(&state, &r.project, &r.name)?, now_ms())
+        wire::endpoint(&state, &ctx.gateway_url, endpoint(&state, &r.project, &r.name)?, now_ms())
     };
     wire::fill_usage_all(&ctx.hub, &mut out);
     Ok(Response::new(out))
@@ -52,7 +52,7 @@ pub async fn list_endpoints(
         let state = ctx.raft.state();
         state
             .project(&req.get_ref().project)
-            .map(|p| p.endpoints.values().map(|e| wire::endpoint(&state, e, now)).collect())
+            .map(|p| p.endpoints.values().map(|e| wire::endpoint(&state, &ctx.gateway_url, e, now)).collect())
             .unwrap_or_default()
     };
     for e in endpoints.iter_mut() {
@@ -68,7 +68,7 @@ pub async fn get_stage(ctx: &ApiContext, req: Request<GetStageRequest>) -> Resul
     let mut out = {
         let state = ctx.raft.state();
         let (e, s) = stage(&state, &r.project, &r.endpoint, &r.stage)?;
-        wire::stage(&state, e, s, now_ms())
+        wire::stage(&state, &ctx.gateway_url, e, s, now_ms())
     };
     wire::fill_usage(&ctx.hub, &mut out);
     Ok(Response::new(out))
@@ -85,7 +85,7 @@ pub async fn list_stages(
     let mut stages: Vec<Stage> = {
         let state = ctx.raft.state();
         let e = endpoint(&state, &r.project, &r.endpoint)?;
-        e.stages.values().map(|s| wire::stage(&state, e, s, now)).collect()
+        e.stages.values().map(|s| wire::stage(&state, &ctx.gateway_url, e, s, now)).collect()
     };
     for s in stages.iter_mut() {
         wire::fill_usage(&ctx.hub, s);

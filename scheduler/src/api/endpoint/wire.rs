@@ -6,33 +6,22 @@ use gantry_proto::v1 as pb;
 
 use crate::state::State;
 
-/// Where callers reach the gateways; `GANTRY_GATEWAY_PUBLIC_URL` overrides the default
-/// (the single-node embedded gateway's address).
-pub fn public_url() -> String {
-    std::env::var("GANTRY_GATEWAY_PUBLIC_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string())
-        .trim_end_matches('/')
-        .to_string()
+/// `{gateway}/s/{stage id}`: a stage's own URL.
+pub fn stage_url(gateway: &str, stage_id: &str) -> String {
+    format!("{}/s/{stage_id}", gateway.trim_end_matches('/'))
 }
 
-pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8480";
-
-pub fn stage_url(stage_id: &str) -> String {
-    format!("{}/s/{stage_id}", public_url())
-}
-
-pub fn endpoint_url(endpoint_id: &str) -> String {
-    format!("{}/e/{endpoint_id}", public_url())
+/// `{gateway}/e/{endpoint id}`: always answered by the endpoint's default stage.
+pub fn endpoint_url(gateway: &str, endpoint_id: &str) -> String {
+    format!("{}/e/{endpoint_id}", gateway.trim_end_matches('/'))
 }
 
 pub fn gateway_status(s: &d::Stage, now_ms: u64) -> String {
     derive::gateway_status(s.config_version, s.gateways.values(), now_ms).as_str().to_string()
 }
 
-pub fn stage(state: &State, e: &d::Endpoint, s: &d::Stage, now_ms: u64) -> pb::Stage {
-    let url = stage_url(&s.id);
+pub fn stage(state: &State, gateway: &str, e: &d::Endpoint, s: &d::Stage, now_ms: u64) -> pb::Stage {
+    let url = stage_url(gateway, &s.id);
     let resources: Vec<pb::StageResource> = s
         .resources
         .iter()
@@ -103,7 +92,7 @@ pub fn stage(state: &State, e: &d::Endpoint, s: &d::Stage, now_ms: u64) -> pb::S
     }
 }
 
-pub fn endpoint(state: &State, e: &d::Endpoint, now_ms: u64) -> pb::Endpoint {
+pub fn endpoint(state: &State, gateway: &str, e: &d::Endpoint, now_ms: u64) -> pb::Endpoint {
     let default = e.stages.get(&e.default_stage);
     pb::Endpoint {
         id: e.meta.id.clone(),
@@ -114,10 +103,10 @@ pub fn endpoint(state: &State, e: &d::Endpoint, now_ms: u64) -> pb::Endpoint {
         status: e.status.as_str().to_string(),
         status_reason: e.status_reason.clone(),
         default_stage: e.default_stage.clone(),
-        url: endpoint_url(&e.meta.id),
+        url: endpoint_url(gateway, &e.meta.id),
         gateway_status: default
             .map_or_else(|| d::GatewayStatus::NotFoundStage.as_str().to_string(), |s| gateway_status(s, now_ms)),
-        stages: e.stages.values().map(|s| stage(state, e, s, now_ms)).collect(),
+        stages: e.stages.values().map(|s| stage(state, gateway, e, s, now_ms)).collect(),
         created_at_ms: e.meta.created_at_ms,
         updated_at_ms: e.meta.updated_at_ms,
     }
