@@ -79,8 +79,10 @@ async fn only_member_replica_certificates_are_served_on_the_peer_port() -> anyho
     let options = ClusterOptions { replicas: 3, replica_tls: Some(replica_tls.clone()), ..Default::default() };
     let cluster = ProcessCluster::start(options).await?;
     let leader = cluster.wait_for_leader(DEADLINE).await?;
-    // The leader seeds the default catalog (3 instance types, 1 image) after its
-    // election: let it finish, so that the entry count below is only ours.
+    // The leader seeds the default catalog after its election: let it finish, so that
+    // the entry count below is only ours.
+    let default = gantry_scheduler::config::CatalogConfig::default();
+    let want = (default.instance_types.len(), default.images.len());
     let admin = cluster.client(leader);
     gantry_tests::eventually("the seeded catalog", || {
         let mut admin = admin.clone();
@@ -88,7 +90,7 @@ async fn only_member_replica_certificates_are_served_on_the_peer_port() -> anyho
             let types = admin.catalog.list_instance_types(ListInstanceTypesRequest::default()).await?.into_inner();
             let images = admin.catalog.list_images(ListImagesRequest::default()).await?.into_inner();
             let seeded = (types.instance_types.len(), images.images.len());
-            anyhow::ensure!(seeded == (3, 1), "instance types and images so far: {seeded:?}");
+            anyhow::ensure!(seeded == want, "instance types and images so far: {seeded:?}, want {want:?}");
             Ok(())
         }
     })
