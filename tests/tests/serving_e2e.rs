@@ -138,27 +138,40 @@ async fn wait_active(kit: &NodeKit, stage: &str) -> anyhow::Result<pb::Stage> {
     .with_context(|| format!("agent log:\n{}", kit.agent(0).log()))
 }
 
-/// Calls `url` in a loop (bounded) until `stop`; counts calls and failures.
-fn load_loop(
-    url: String,
-    key: String,
+/// Controls of the load loop: `stop` ends it; while `pause` is set it sends nothing and
+/// says so in `paused` (a crash kills the call in flight on that pod: the gateway never
+/// resends a call a pod may have acted on, docs/gateway.md).
+#[derive(Clone, Default)]
+struct Load {
     stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     calls: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
-) -> tokio::task::JoinHandle<Vec<String>> {
+}
+
+/// Calls `url` in a loop (bounded in count) until `load.stop`; each failure is kept
+/// with its call number.
+fn load_loop(url: String, key: String, load: Load) -> tokio::task::JoinHandle<Vec<String>> {
     tokio::spawn(async move {
         let client = http();
         let mut errors = Vec::new();
         for _ in 0..20_000 {
-            if stop.load(Ordering::Relaxed) {
+            if load.stop.load(Ordering::Relaxed) {
                 break;
             }
-            calls.fetch_add(1, Ordering::Relaxed);
+            if load.pause.load(Ordering::Relaxed) {
+                load.paused.store(true, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            load.paused.store(false, Ordering::Relaxed);
+            let n = load.calls.fetch_add(1, Ordering::Relaxed);
             match post(&client, &url, Some(&key), &iris()).await {
                 Ok((200, answer)) if check_predictions(&answer).is_ok() => {}
                 other => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    errors.push(format!("{other:?}"));
+                    load.failed.fetch_add(1, Ordering::Relaxed);
+                    errors.push(format!("call {n}: {other:?}"));
                 }
             }
         }
@@ -269,14 +282,15 @@ async fn a_model_served_through_two_stages_and_a_default_switch_fails_no_call() 
         .await;
     ensure!(refused.as_ref().err().map(|s| s.code()) == Some(Code::FailedPrecondition), "delete endpoint: {refused:?}");
 
-    let (stop, calls, failed) =
-        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = load_loop(url.clone(), key.clone(), stop.clone(), calls.clone(), failed.clone());
+    let load = Load::default();
+    let (calls, failed) = (load.calls.clone(), load.failed.clone());
+    let looping = load_loop(url.clone(), key.clone(), load.clone());
     wait_for(Duration::from_secs(30), "calls flowing", || async {
         ensure!(calls.load(Ordering::Relaxed) >= 20, "{} calls so far", calls.load(Ordering::Relaxed));
         Ok(())
     })
     .await?;
+    let switched_at = calls.load(Ordering::Relaxed);
     admin
         .endpoints
         .clone()
@@ -306,11 +320,20 @@ async fn a_model_served_through_two_stages_and_a_default_switch_fails_no_call() 
     };
     wait_for(Duration::from_secs(120), "the old stage's pod removed", sk_pods_gone).await?;
 
-    // A killed pod: the other one answers meanwhile, and it is replaced.
+    // A killed pod: calls go on to the other one at once (the dead one refuses
+    // connections until its agent reports it), and it is replaced. No call is in flight
+    // at the kill itself.
+    load.pause.store(true, Ordering::Relaxed);
+    wait_for(Duration::from_secs(30), "the load loop paused", || async {
+        ensure!(load.paused.load(Ordering::Relaxed), "still calling");
+        Ok(())
+    })
+    .await?;
     let before = calls.load(Ordering::Relaxed);
     let pod = kit.containers().await?.into_iter().find(|c| c.name.contains("pod")).context("a pod container")?;
     let killed = std::process::Command::new("docker").args(["kill", pod.id.as_str()]).output()?;
     ensure!(killed.status.success(), "docker kill: {}", String::from_utf8_lossy(&killed.stderr));
+    load.pause.store(false, Ordering::Relaxed);
     wait_for(ACTIVE_WITHIN, "the killed pod replaced and healthy", || async {
         let s = get_stage(&kit, "canary").await?;
         let running = kit.containers().await?.into_iter().filter(|c| c.name.contains("pod") && c.id != pod.id).count();
@@ -323,8 +346,9 @@ async fn a_model_served_through_two_stages_and_a_default_switch_fails_no_call() 
         Ok(())
     })
     .await?;
-    stop.store(true, Ordering::Relaxed);
-    let errors = load.await?;
+    load.stop.store(true, Ordering::Relaxed);
+    let errors = looping.await?;
+    println!("the switch happened within calls {switched_at}..{before}, the kill at call {before}");
     let (total, failures) = (calls.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     println!("bench: stage_switch failed={failures} requests={total}");
     ensure!(
@@ -405,5 +429,64 @@ async fn a_pytorch_model_from_a_real_training_answers_the_guides_example() -> an
         let p: Vec<f64> = row.as_array().context("a row")?.iter().filter_map(Value::as_f64).collect();
         ensure!(p.len() == 3 && (p.iter().sum::<f64>() - 1.0).abs() < 1e-3, "three probabilities: {answer}");
     }
+    kit.finish().await
+}
+
+/// An artifact gone from storage: the endpoint ends CREATE FAILED naming it, and nothing
+/// is left running (no pod container, no route).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_artifact_fails_the_create_clearly_and_leaves_nothing() -> anyhow::Result<()> {
+    let _turn = SERIAL.lock().await;
+    let mut kit = NodeKit::start(SandboxOptions { gateway: true, ..SandboxOptions::default() }).await?;
+    kit.add_agent("serve-3", "").await?;
+    kit.dir("models/ghost");
+    let admin = kit.admin();
+    admin
+        .models
+        .clone()
+        .create_model(pb::CreateModelRequest {
+            project: TEAM_A.into(),
+            name: "ghost".into(),
+            framework: "SCIKIT_LEARN".into(),
+            framework_version: "1.5.2".into(),
+            artifact_path: kit.url("models/ghost"),
+            request_id: "model-ghost".into(),
+            ..Default::default()
+        })
+        .await?;
+    admin
+        .endpoints
+        .clone()
+        .create_endpoint(pb::CreateEndpointRequest {
+            project: TEAM_A.into(),
+            name: "ghost".into(),
+            stage: Some(stage("default", "ghost", 1)),
+            request_id: "endpoint-ghost".into(),
+            ..Default::default()
+        })
+        .await?;
+    let failed = wait_for(ACTIVE_WITHIN, "the endpoint CREATE FAILED", || async {
+        let e = admin
+            .endpoints
+            .clone()
+            .get_endpoint(pb::GetEndpointRequest { project: TEAM_A.into(), name: "ghost".into(), read: None })
+            .await?
+            .into_inner();
+        ensure!(e.status == "CREATE FAILED", "endpoint {} ({})", e.status, e.status_reason);
+        Ok(e)
+    })
+    .await
+    .with_context(|| format!("agent log:\n{}", kit.agent(0).log()))?;
+    let resource = &failed.stages[0].resources[0];
+    ensure!(
+        resource.status == "CREATE FAILED" && resource.status_reason.contains("artifact"),
+        "the resource names the artifact: {resource:?}"
+    );
+    wait_for(Duration::from_secs(60), "no pod container left", || async {
+        let pods = kit.containers().await?.into_iter().filter(|c| c.name.contains("pod")).count();
+        ensure!(pods == 0, "{pods} pod containers left");
+        Ok(())
+    })
+    .await?;
     kit.finish().await
 }
