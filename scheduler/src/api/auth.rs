@@ -94,7 +94,7 @@ impl Auth {
         self.tokens
             .iter()
             .filter_map(|(secret, caller)| match &caller.scope {
-                Scope::Project(p) => Some((p.clone(), super::endpoint::sha256_hex(secret.expose().as_bytes()))),
+                Scope::Project(p) => Some((p.clone(), gantry_gateway::auth::sha256_hex(secret.expose()))),
                 Scope::Cluster => None,
             })
             .collect()

@@ -8,10 +8,10 @@ pub mod routes;
 pub mod wire;
 
 use gantry_domain::endpoint::EndpointSpec;
+use gantry_gateway::auth::sha256_hex;
 use gantry_proto::convert;
 use gantry_proto::v1::endpoint_service_server::EndpointService;
 use gantry_proto::v1::*;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::catalog::unexpected;
@@ -21,11 +21,6 @@ use crate::state::endpoints::EndpointCommand as C;
 use crate::state::{Applied, CommandV1};
 
 pub struct EndpointApi(pub ApiContext);
-
-/// Hex SHA-256 of a secret (what API keys and project tokens are compared by).
-pub fn sha256_hex(secret: &[u8]) -> String {
-    Sha256::digest(secret).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 impl EndpointApi {
     async fn write(&self, c: C) -> Result<Applied, Status> {
@@ -242,7 +237,7 @@ impl EndpointService for EndpointApi {
             endpoint: r.endpoint.clone(),
             id: new_id("key"),
             description: r.description,
-            secret_sha256: sha256_hex(secret.as_bytes()),
+            secret_sha256: sha256_hex(&secret),
             now_ms: now_ms(),
         };
         match self.write(cmd).await? {
